@@ -1,0 +1,1 @@
+"""The model: feature spec, preprocessing, Keras model, trainer and signatures."""

@@ -1,0 +1,74 @@
+"""The Keras model: a pure function of its hyperparameters.
+
+The project uses Keras 2 (``tf_keras``) on purpose: TFT and TFMA 1.16 are
+built on it, and the TFT layer attached to the model must be of the same kind.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import tf_keras as keras
+
+from models.features import model_inputs
+
+
+@dataclasses.dataclass(frozen=True)
+class HParams:
+    """Model and training hyperparameters."""
+
+    hidden_units: tuple[int, ...] = (64, 32)
+    dropout: float = 0.5
+    l2: float = 0.001
+    learning_rate: float = 0.003
+    batch_size: int = 256
+    seed: int = 42
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> "HParams":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(known)}")
+        values = dict(raw)
+        if "hidden_units" in values:
+            values["hidden_units"] = tuple(values["hidden_units"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["hidden_units"] = list(self.hidden_units)
+        return out
+
+
+def build_model(hp: HParams) -> keras.Model:
+    """A regularised MLP over one-hot categorical and z-scored dense inputs.
+
+    Returns a model mapping transformed features (each of shape [batch]) to the
+    probability of a big tip, of shape [batch, 1].
+    """
+    inputs: dict[str, keras.Input] = {}
+    parts = []
+    for spec in model_inputs():
+        if spec.categorical:
+            x = keras.Input(shape=(), name=spec.name, dtype="int64")
+            parts.append(keras.layers.CategoryEncoding(spec.size, output_mode="one_hot")(x))
+        else:
+            x = keras.Input(shape=(), name=spec.name, dtype="float32")
+            parts.append(keras.layers.Reshape((1,))(x))
+        inputs[spec.name] = x
+    h = keras.layers.concatenate(parts)
+    for units in hp.hidden_units:
+        h = keras.layers.Dense(
+            units, activation="relu", kernel_regularizer=keras.regularizers.l2(hp.l2)
+        )(h)
+        h = keras.layers.Dropout(hp.dropout, seed=hp.seed)(h)
+    output = keras.layers.Dense(1, activation="sigmoid", name="probability")(h)
+    model = keras.Model(inputs=inputs, outputs=output)
+    model.compile(
+        optimizer=keras.optimizers.Adam(hp.learning_rate),
+        loss="binary_crossentropy",
+        metrics=[keras.metrics.BinaryAccuracy(), keras.metrics.AUC(name="auc")],
+    )
+    return model

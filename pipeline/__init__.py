@@ -1,0 +1,1 @@
+"""The TFX pipeline: config, DAG, components, run summary and the ``tfxp`` CLI."""

@@ -1,0 +1,194 @@
+"""``tfxp``: the project's command line. Commands only parse arguments and print.
+
+The work is done by plain functions (``pipeline.run.run_local``,
+``pipeline.schema.infer_schema``...), which tests call directly. Heavy
+imports (TensorFlow, TFX) happen inside commands, so ``tfxp --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Optional
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
+    from pipeline.run import ComponentProgress, RunSummary
+
+app = typer.Typer(
+    help="tfx-production-pipeline: run, inspect and serve the taxi TFX pipeline.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+schema_app = typer.Typer(help="Work with the curated schema (schema/schema.pbtxt).", no_args_is_help=True)
+app.add_typer(schema_app, name="schema")
+console = Console(highlight=False, soft_wrap=True)
+
+ProfileOpt = typer.Option("local", "--profile", help="Config profile: pipeline/profiles/<name>.yaml.")
+DataOpt = typer.Option(None, "--data", help="Directory of CSV files (default: the profile's data.root).")
+OutputOpt = typer.Option(None, "--output", help="Output directory (default: the profile's output_dir).")
+
+
+def _quiet_environment() -> None:
+    """Keep TensorFlow's C++ and Google's deprecation chatter off the console."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def _config(profile: str, data: Optional[Path], output: Optional[Path], **extra: Any) -> "PipelineConfig":
+    from pipeline.config import load_config
+
+    overrides: dict[str, Any] = dict(extra)
+    if data is not None:
+        overrides["data.root"] = str(data.resolve())
+    if output is not None:
+        overrides["output_dir"] = str(output.resolve())
+    try:
+        return load_config(profile, overrides)
+    except ValueError as exc:
+        _fail(str(exc))
+        raise  # unreachable; keeps type checkers happy
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def run(
+    profile: str = ProfileOpt,
+    data: Optional[Path] = DataOpt,
+    output: Optional[Path] = OutputOpt,
+    no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every component."),
+    verbose: bool = typer.Option(False, "--verbose", help="Show TFX's logs on the console."),
+    train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Override training.train_steps."),
+) -> None:
+    """Run the whole pipeline locally (LocalDagRunner) and print a summary."""
+    _quiet_environment()
+    extra: dict[str, Any] = {}
+    if no_cache:
+        extra["enable_cache"] = False
+    if train_steps is not None:
+        extra["training.train_steps"] = train_steps
+    cfg = _config(profile, data, output, **extra)
+    from pipeline.run import run_local
+
+    console.print(f"Running [bold]{cfg.name}[/] on {cfg.data.root} -> {cfg.output_dir}")
+    # The run sends stray prints to its log file; progress goes to this terminal.
+    terminal = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    summary = run_local(cfg, verbose=verbose, on_progress=lambda p: _print_progress(terminal, p))
+    print_summary(summary, cfg)
+    raise typer.Exit(0 if summary.ok else 1)
+
+
+def _print_progress(terminal: Console, p: "ComponentProgress") -> None:
+    if p.status == "running":
+        terminal.print(f"  {p.node_id:<28} running")
+    else:
+        colour = {"done": "green", "cached": "cyan", "resolved": "cyan", "failed": "red"}[p.status]
+        terminal.print(f"  {p.node_id:<28} [{colour}]{p.status}[/] {p.seconds:6.1f}s")
+
+
+def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
+    """Print what a run did, what it found, and what it pushed."""
+    console.print()
+    if summary.components:
+        console.print(
+            f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached"
+            f" ({summary.seconds:.1f}s)"
+        )
+    if summary.anomalies:
+        console.print(f"Anomalies: {len(summary.anomalies)}")
+        for a in summary.anomalies:
+            console.print(f"  - {a}")
+    elif "ExampleValidator" in summary.nodes:
+        console.print("Anomalies: none")
+    ev = summary.evaluation
+    if ev is not None:
+        m = ev.overall.metrics
+        console.print(
+            f"Overall: AUC {m.get('auc', float('nan')):.4f}, accuracy {m.get('binary_accuracy', float('nan')):.4f}"
+            f" on {ev.overall.example_count} eval examples"
+        )
+        worst = ev.worst_slice("auc", cfg.eval.min_slice_size)
+        if worst is not None:
+            console.print(
+                f"Worst slice (AUC, >= {cfg.eval.min_slice_size} examples): {worst.slice}:"
+                f" AUC {worst.metrics['auc']:.4f}, accuracy {worst.metrics.get('binary_accuracy', float('nan')):.4f},"
+                f" {worst.example_count} examples"
+            )
+        baseline = f"baseline {ev.baseline_uri}" if ev.baseline_uri else "no baseline (first blessed model)"
+        if ev.blessed:
+            console.print(
+                f"Blessing: [green]BLESSED[/]: AUC >= {cfg.eval.min_auc}, accuracy >= {cfg.eval.min_accuracy},"
+                f" AUC drop <= {cfg.eval.max_auc_drop} against {baseline}"
+            )
+        else:
+            console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}):")
+            for failure in ev.failures:
+                console.print(f"  - {failure}")
+    if summary.push_note:
+        console.print(f"Push: {summary.push_note}")
+    if summary.log_file:
+        console.print(f"Log: {summary.log_file}")
+    if summary.ok:
+        verdict = "[green]Run succeeded[/]"
+        if ev is not None and not ev.blessed:
+            verdict += " [yellow](model not blessed, nothing pushed)[/]"
+        console.print(verdict)
+    else:
+        console.print(f"[bold red]Run failed:[/] {summary.error}")
+
+
+@schema_app.command("infer")
+def schema_infer(
+    profile: str = ProfileOpt,
+    data: Optional[Path] = DataOpt,
+    out: Path = typer.Option(Path("schema/proposed_schema.pbtxt"), "--out", help="Where to write the proposal."),
+) -> None:
+    """Infer a schema from the data with SchemaGen, and show its diff against the curated one."""
+    _quiet_environment()
+    cfg = _config(profile, data, None)
+    from pipeline.data_check import DataError
+    from pipeline.schema import infer_schema
+
+    try:
+        result = infer_schema(cfg, out.resolve())
+    except DataError as exc:
+        _fail(str(exc))
+    console.print(f"Proposed schema written to {result.path}")
+    if result.diff:
+        console.print(f"Differences from {cfg.data.schema_file}:")
+        console.print(result.diff, markup=False)
+        console.print("Review them; copy the proposal over schema/schema.pbtxt to adopt it.")
+    else:
+        console.print(f"No differences from {cfg.data.schema_file}.")
+
+
+@app.command()
+def report(profile: str = ProfileOpt, output: Optional[Path] = OutputOpt) -> None:
+    """Print the summary of the latest run recorded in MLMD."""
+    _quiet_environment()
+    cfg = _config(profile, None, output)
+    from pipeline.run import summarize_latest
+
+    summary = summarize_latest(cfg)
+    if summary is None:
+        _fail(f"no run of {cfg.name} recorded in {cfg.metadata_path}: run `tfxp run` first")
+    assert summary is not None
+    print_summary(summary, cfg)
+
+
+def main() -> None:
+    app(prog_name="tfxp")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

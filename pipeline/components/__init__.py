@@ -1,0 +1,1 @@
+"""Project-specific TFX components: the anomalies gate, checked CSV input, atomic push."""

@@ -1,0 +1,90 @@
+"""Checks a CSV data directory before any TFX work starts.
+
+CsvExampleGen's own errors on malformed CSV are deep Beam stack traces; these
+checks name the file, line and column, and say what to do. Value types are
+not checked here: a string in a numeric column is a schema anomaly, found by
+ExampleValidator and stopped by the anomalies gate.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+from typing import Iterable
+
+import tensorflow as tf
+
+from models.features import LABEL, required_columns
+
+CSV_PATTERN = "*.csv"
+
+
+class DataError(ValueError):
+    """The input data cannot be used; the message says where and why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CsvReport:
+    files: tuple[str, ...]
+    rows: int
+    columns: tuple[str, ...]
+
+
+def check_csv_dir(root: str, required: Iterable[str] | None = None) -> CsvReport:
+    """Check every ``*.csv`` file under ``root``; raise DataError on the first problem."""
+    required = tuple(required if required is not None else required_columns())
+    if not tf.io.gfile.isdir(root):
+        raise DataError(f"data directory {root} does not exist: pass --data with a directory of CSV files")
+    files = sorted(tf.io.gfile.glob(f"{root.rstrip('/')}/{CSV_PATTERN}"))
+    if not files:
+        raise DataError(
+            f"data directory {root} has no CSV files (looked for {CSV_PATTERN}): "
+            "put the training data there as CSV with a header row"
+        )
+    header: tuple[str, ...] | None = None
+    rows = 0
+    for path in files:
+        file_header, file_rows = _check_file(path, required)
+        if header is not None and file_header != header:
+            raise DataError(
+                f"{path}: header differs from {files[0]}'s; every CSV file in {root} "
+                "must have the same columns in the same order"
+            )
+        header = file_header
+        rows += file_rows
+    assert header is not None
+    return CsvReport(files=tuple(files), rows=rows, columns=header)
+
+
+def _check_file(path: str, required: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+    with tf.io.gfile.GFile(path, "r") as f:
+        reader = csv.reader(f)
+        try:
+            header = tuple(next(reader))
+        except StopIteration:
+            raise DataError(f"{path} is empty: expected a header row, then data rows") from None
+        missing = [c for c in required if c not in header]
+        if missing:
+            label_cols = [c for c in missing if c in LABEL.source_columns]
+            why = (
+                f" (the label {LABEL.name!r} is computed from {' and '.join(LABEL.source_columns)})"
+                if label_cols
+                else ""
+            )
+            raise DataError(
+                f"{path}: column(s) {', '.join(map(repr, missing))} missing from the header{why}; "
+                "add them, or change the feature spec in models/features.py"
+            )
+        rows = 0
+        for row in reader:
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(
+                    f"{path} line {reader.line_num}: {len(row)} values but the header has "
+                    f"{len(header)} columns; fix or remove that row (quote values that contain commas)"
+                )
+            rows += 1
+    if rows == 0:
+        raise DataError(f"{path} has a header but no data rows: add data, or remove the file")
+    return header, rows

@@ -1,0 +1,248 @@
+"""Run the pipeline locally with progress lines, a log file and a summary.
+
+``run_local`` is what ``tfxp run`` calls: it checks the data, runs
+``create_pipeline(cfg)`` with LocalDagRunner, and returns a :class:`RunSummary`
+read back from MLMD. TFX's verbose absl logs go to a file unless ``verbose``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterator, TextIO
+
+from pipeline.components.gate import Anomaly, read_anomalies
+from pipeline.config import PipelineConfig
+from pipeline.results import Evaluation, NodeResult, latest_run, load_evaluation
+
+logger = logging.getLogger(__name__)
+
+_RUNNING = re.compile(r"Component (\S+) is running\.")
+_FINISHED = re.compile(r"Component (\S+) is finished\.")
+_CACHED = re.compile(r"A cached execution \d+ is used\.")
+
+
+@dataclasses.dataclass
+class ComponentProgress:
+    node_id: str
+    status: str  # running, done, cached, resolved (resolver nodes), failed
+    seconds: float = 0.0
+
+
+@dataclasses.dataclass
+class RunSummary:
+    """What a run did; ``ok`` is False only when the run failed."""
+
+    ok: bool
+    seconds: float
+    log_file: str | None
+    components: list[ComponentProgress]
+    error: str | None = None
+    anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
+    evaluation: Evaluation | None = None
+    pushed_path: str | None = None
+    push_note: str = ""
+    nodes: dict[str, NodeResult] = dataclasses.field(default_factory=dict)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [c.node_id for c in self.components if c.status == "done"]
+
+    @property
+    def cached_ids(self) -> list[str]:
+        return [c.node_id for c in self.components if c.status == "cached"]
+
+
+ProgressCallback = Callable[[ComponentProgress], None]
+
+
+class _ProgressHandler(logging.Handler):
+    """Turns LocalDagRunner's log lines into per-component progress events."""
+
+    def __init__(self, callback: ProgressCallback | None, resolvers: set[str]) -> None:
+        super().__init__(logging.INFO)
+        self.callback = callback
+        self.resolvers = resolvers
+        self.components: list[ComponentProgress] = []
+        self._started = 0.0
+        self._cached = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if match := _RUNNING.match(message):
+            self._started, self._cached = time.monotonic(), False
+            self.components.append(ComponentProgress(match.group(1), "running"))
+            self._notify()
+        elif _CACHED.match(message):
+            self._cached = True
+        elif (match := _FINISHED.match(message)) and self.components:
+            current = self.components[-1]
+            if current.node_id in self.resolvers:
+                current.status = "resolved"
+            else:
+                current.status = "cached" if self._cached else "done"
+            current.seconds = time.monotonic() - self._started
+            self._notify()
+
+    def fail_current(self) -> None:
+        if self.components and self.components[-1].status == "running":
+            self.components[-1].status = "failed"
+            self.components[-1].seconds = time.monotonic() - self._started
+            self._notify()
+
+    def _notify(self) -> None:
+        if self.callback:
+            self.callback(dataclasses.replace(self.components[-1]))
+
+
+@contextlib.contextmanager
+def _captured_logs(log_file: Path, verbose: bool, handler: logging.Handler) -> Iterator[None]:
+    """Send absl/TFX/Beam logs and stray prints to ``log_file`` (and the console if verbose)."""
+    from absl import logging as absl_logging
+
+    root = logging.getLogger()
+    absl_logger = logging.getLogger("absl")
+    saved = (root.level, absl_logger.level, absl_logging.get_verbosity())
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handlers: list[logging.Handler] = [file_handler]
+    if verbose:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    # Libraries install console handlers of their own (logging.basicConfig,
+    # TensorFlow's logger); they are set aside so only the log file gets them.
+    swapped = [logging.getLogger(name) for name in ("", "tensorflow")]
+    saved_handlers = [(lg, lg.handlers[:]) for lg in swapped]
+    for lg in swapped:
+        lg.handlers = handlers
+    absl_logger.addHandler(handler)
+    root.setLevel(logging.INFO)
+    absl_logging.set_verbosity(absl_logging.INFO)
+    with open(log_file, "a") as stream, _redirect(stream, enabled=not verbose):
+        try:
+            yield
+        finally:
+            absl_logger.removeHandler(handler)
+            for lg, hs in saved_handlers:
+                lg.handlers = hs
+            file_handler.close()
+            root.setLevel(saved[0])
+            absl_logger.setLevel(saved[1])
+            absl_logging.set_verbosity(saved[2])
+
+
+@contextlib.contextmanager
+def _redirect(stream: TextIO, enabled: bool) -> Iterator[None]:
+    # Keras and Beam print progress straight to stdout/stderr.
+    if not enabled:
+        yield
+        return
+    with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
+        yield
+
+
+def run_local(
+    cfg: PipelineConfig,
+    *,
+    verbose: bool = False,
+    on_progress: ProgressCallback | None = None,
+) -> RunSummary:
+    """Check the data, run the whole pipeline with LocalDagRunner, and summarise."""
+    from tfx import v1 as tfx
+
+    from pipeline.data_check import DataError, check_csv_dir
+    from pipeline.pipeline import create_pipeline
+
+    started = time.monotonic()
+    try:
+        check_csv_dir(cfg.data.root)
+    except DataError as exc:
+        return RunSummary(False, time.monotonic() - started, None, [], error=str(exc))
+
+    Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)
+    log_file = Path(cfg.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    pipeline = create_pipeline(cfg)
+    resolvers = {c.id for c in pipeline.components if isinstance(c, tfx.dsl.Resolver)}
+    progress = _ProgressHandler(on_progress, resolvers)
+    error = None
+    with _captured_logs(log_file, verbose, progress):
+        try:
+            tfx.orchestration.LocalDagRunner().run(pipeline)
+        except Exception as exc:  # noqa: BLE001 - reported to the user, run marked failed
+            progress.fail_current()
+            logger.exception("pipeline run failed")
+            error = _user_message(exc)
+        summary = RunSummary(
+            ok=error is None,
+            seconds=time.monotonic() - started,
+            log_file=str(log_file),
+            components=progress.components,
+            error=error,
+        )
+        _fill_results(summary, cfg)
+    return summary
+
+
+def _user_message(exc: BaseException) -> str:
+    """The innermost meaningful message of an exception chain."""
+    seen = exc
+    while seen.__cause__ is not None:
+        seen = seen.__cause__
+    return f"{type(seen).__name__}: {seen}"
+
+
+def _fill_results(summary: RunSummary, cfg: PipelineConfig) -> None:
+    if not os.path.exists(cfg.metadata_path):
+        return
+    nodes = latest_run(cfg.metadata_path, cfg.name)
+    summary.nodes = nodes
+    validator = nodes.get("ExampleValidator")
+    if validator and validator.outputs.get("anomalies"):
+        from tfx.types import standard_artifacts
+
+        artifact = standard_artifacts.ExampleAnomalies()
+        artifact.uri = validator.output_uri("anomalies")
+        artifact.split_names = validator.output_property("anomalies", "split_names")
+        summary.anomalies = read_anomalies(artifact)
+    evaluator = nodes.get("Evaluator")
+    if evaluator and evaluator.outputs.get("evaluation"):
+        summary.evaluation = load_evaluation(evaluator.output_uri("evaluation"), evaluator)
+    pusher = nodes.get("Pusher")
+    if pusher and pusher.outputs.get("pushed_model"):
+        destination = pusher.output_property("pushed_model", "pushed_destination")
+        if pusher.output_property("pushed_model", "pushed"):
+            if pusher.state == "CACHED":
+                summary.push_note = f"nothing new pushed: inputs unchanged, {destination} still serves"
+            else:
+                summary.pushed_path = destination
+                summary.push_note = f"pushed {destination}"
+        else:
+            summary.push_note = "nothing pushed: the model was not blessed"
+    elif not summary.ok:
+        summary.push_note = f"nothing pushed: the run failed; {cfg.model_base_path} is unchanged"
+
+
+def summarize_latest(cfg: PipelineConfig) -> RunSummary | None:
+    """The summary of the newest run recorded in MLMD, or None if there is none."""
+    if not os.path.exists(cfg.metadata_path):
+        return None
+    nodes = latest_run(cfg.metadata_path, cfg.name)
+    if not nodes:
+        return None
+    states = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed"}
+    components = [ComponentProgress(n.node_id, states.get(n.state, n.state.lower())) for n in nodes.values()]
+    failed = [c.node_id for c in components if c.status == "failed"]
+    summary = RunSummary(
+        ok=not failed,
+        seconds=0.0,
+        log_file=None,
+        components=components,
+        error=f"{', '.join(failed)} failed (see the run's log under {cfg.log_dir})" if failed else None,
+    )
+    _fill_results(summary, cfg)
+    return summary

@@ -1,0 +1,1 @@
+"""Runner entry points: each builds a config, calls create_pipeline, and runs or compiles it."""

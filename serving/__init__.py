@@ -1,0 +1,1 @@
+"""Serving: a TF-Serving-compatible model server and client."""
