@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
@@ -57,7 +58,7 @@ def _config(profile: str, data: Optional[Path], output: Optional[Path], **extra:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -107,7 +108,7 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
     if summary.anomalies:
         console.print(f"Anomalies: {len(summary.anomalies)}")
         for a in summary.anomalies:
-            console.print(f"  - {a}")
+            console.print(f"  - {escape(str(a))}")
     elif "ExampleValidator" in summary.nodes:
         console.print("Anomalies: none")
     ev = summary.evaluation
@@ -120,7 +121,7 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
         worst = ev.worst_slice("auc", cfg.eval.min_slice_size)
         if worst is not None:
             console.print(
-                f"Worst slice (AUC, >= {cfg.eval.min_slice_size} examples): {worst.slice}:"
+                f"Worst slice (AUC, >= {cfg.eval.min_slice_size} examples): {escape(worst.slice)}:"
                 f" AUC {worst.metrics['auc']:.4f}, accuracy {worst.metrics.get('binary_accuracy', float('nan')):.4f},"
                 f" {worst.example_count} examples"
             )
@@ -133,9 +134,9 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
         else:
             console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}):")
             for failure in ev.failures:
-                console.print(f"  - {failure}")
+                console.print(f"  - {escape(failure)}")
     if summary.push_note:
-        console.print(f"Push: {summary.push_note}")
+        console.print(f"Push: {escape(summary.push_note)}")
     if summary.log_file:
         console.print(f"Log: {summary.log_file}")
     if summary.ok:
@@ -144,7 +145,7 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
             verdict += " [yellow](model not blessed, nothing pushed)[/]"
         console.print(verdict)
     else:
-        console.print(f"[bold red]Run failed:[/] {summary.error}")
+        console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}")
 
 
 @schema_app.command("infer")

@@ -214,14 +214,28 @@ def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
 
-def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
-    """Build the config from a profile file plus ``{"section.field": value}`` overrides."""
+def profile_path(profile: str) -> Path:
+    """A profile name (``local``) or the path of a profile YAML file."""
+    if profile.endswith((".yaml", ".yml")):
+        path = Path(profile).expanduser().resolve()
+        if not path.is_file():
+            raise ValueError(f"profile file {path} does not exist")
+        return path
     path = PROFILES_DIR / f"{profile}.yaml"
     if not path.is_file():
         raise ValueError(
             f"unknown profile {profile!r}: no file {path}; "
-            f"available profiles: {', '.join(available_profiles())}"
+            f"available profiles: {', '.join(available_profiles())}, or give a path to a .yaml file"
         )
+    return path
+
+
+def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
+    """Build the config from a profile (name or YAML path) plus ``{"section.field": value}`` overrides.
+
+    Relative paths in a profile are resolved against the project root.
+    """
+    path = profile_path(profile)
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"profile {path} must be a YAML mapping of config fields")

@@ -17,6 +17,7 @@ from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateSt
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
+from pipeline.components.schema_importer import CuratedSchemaImporter
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainingConfig
 from pipeline.data_check import CSV_PATTERN
 
@@ -146,9 +147,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     statistics_gen = tfx.components.StatisticsGen(
         examples=csv_example_gen.outputs["examples"]
     ).with_id("StatisticsGen")
-    schema_importer = tfx.components.ImportSchemaGen(
-        schema_file=cfg.data.schema_file
-    ).with_id("ImportSchemaGen")
+    schema_importer = CuratedSchemaImporter(schema_file=cfg.data.schema_file).with_id("ImportSchemaGen")
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],

@@ -59,11 +59,16 @@ class Evaluation:
     baseline_uri: str | None  # the latest blessed model compared against, if any
 
     def worst_slice(self, metric: str = "auc", min_examples: int = 50) -> SliceMetrics | None:
-        """The slice with the lowest ``metric`` among slices with enough examples."""
+        """The slice with the lowest ``metric`` among slices with enough examples.
+
+        Slices whose labels are all one class are skipped: AUC is undefined there.
+        """
         candidates = [
             s
             for s in self.slices
-            if s.example_count >= min_examples and not math.isnan(s.metrics.get(metric, math.nan))
+            if s.example_count >= min_examples
+            and not math.isnan(s.metrics.get(metric, math.nan))
+            and 0 < s.metrics.get("mean_label", 0.5) < 1
         ]
         return min(candidates, key=lambda s: s.metrics[metric], default=None)
 

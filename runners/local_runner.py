@@ -4,7 +4,11 @@ Works with the TFX CLI from the repo root:
 
     tfx pipeline create --engine local --pipeline_path runners/local_runner.py
     tfx run create --engine local --pipeline_name taxi-pipeline
+
+``TFXP_PROFILE`` selects the config profile (a name or a YAML path; default ``local``).
 """
+
+import os
 
 from tfx import v1 as tfx
 
@@ -13,7 +17,9 @@ from pipeline.pipeline import create_pipeline
 
 
 def main() -> None:
-    tfx.orchestration.LocalDagRunner().run(create_pipeline(load_config("local")))
+    # The TFX CLI runs this file as a script: the profile comes from the environment.
+    cfg = load_config(os.environ.get("TFXP_PROFILE", "local"))
+    tfx.orchestration.LocalDagRunner().run(create_pipeline(cfg))
 
 
 if __name__ == "__main__":

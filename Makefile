@@ -1,0 +1,54 @@
+# Two commands do everything on a fresh clone:
+#   make demo   set up .venv if needed, run the pipeline on data/, query the model
+#   make test   set up .venv if needed, run the whole test suite
+# Python 3.10 is required (TFX 1.16 supports >=3.9,<3.11); PYTHON=/path/to/python3.10 overrides the search.
+
+SHELL := /bin/bash
+VENV  := .venv
+STAMP := $(VENV)/.installed
+BIN   := $(VENV)/bin
+PYTEST_ARGS ?=
+export PYTHON
+
+# Print a Python 3.10 interpreter: $$PYTHON, else python3.10 on PATH if it really
+# runs (pyenv's shim fails unless 3.10 is selected), else pyenv's 3.10.x.
+define FIND_PYTHON
+is310() { "$$1" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 10))' >/dev/null 2>&1; }; \
+if [ -n "$${PYTHON:-}" ]; then \
+  is310 "$$PYTHON" && echo "$$PYTHON" && exit 0; \
+  echo "error: PYTHON=$$PYTHON is not a working Python 3.10 (TFX 1.16 needs >=3.9,<3.11)" >&2; exit 1; \
+fi; \
+if command -v python3.10 >/dev/null 2>&1 && is310 python3.10; then command -v python3.10; exit 0; fi; \
+root="$$(pyenv root 2>/dev/null || echo "$$HOME/.pyenv")"; \
+for py in $$(ls -d "$$root"/versions/3.10.*/bin/python3.10 2>/dev/null | sort -V -r); do \
+  is310 "$$py" && echo "$$py" && exit 0; \
+done; \
+echo "error: no Python 3.10 found; TFX 1.16 supports Python >=3.9,<3.11 only." >&2; \
+echo "Install one (pyenv install 3.10, or your OS's python3.10), or run: make PYTHON=/path/to/python3.10 ..." >&2; \
+exit 1
+endef
+
+.PHONY: demo test bench setup clean
+
+setup: $(STAMP)
+
+# Re-installs only when the lock or setup.py changed: a second run skips it.
+$(STAMP): requirements.lock setup.py
+	@py="$$( $(FIND_PYTHON) )" || exit 1; \
+	echo "Using $$py ($$($$py --version 2>&1))"; \
+	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
+	  rm -rf $(VENV) && $$py -m venv $(VENV) || exit 1; \
+	fi
+	$(BIN)/python -m pip install --quiet pip==24.3.1 setuptools==79.0.1 wheel==0.48.0
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tfxp run
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf outputs .pytest_cache
