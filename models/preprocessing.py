@@ -55,5 +55,7 @@ def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str
         outputs.update(_transform(f, fill_in_missing(inputs[f.name], f.missing_value)))
     tips = tf.cast(fill_in_missing(inputs[LABEL.tips_column], 0), tf.float32)
     fare = tf.cast(fill_in_missing(inputs[LABEL.fare_column], 0), tf.float32)
-    outputs[LABEL.transformed_name] = tf.cast(tips > LABEL.threshold * fare, tf.int64)
+    # Values arrive as float32: a tip of exactly 20% (5.01 on 25.05) must not
+    # round into "big tipper", so the margin must exceed a tenth of a cent.
+    outputs[LABEL.transformed_name] = tf.cast(tips - LABEL.threshold * fare > 1e-3, tf.int64)
     return outputs

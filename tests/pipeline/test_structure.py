@@ -1,0 +1,98 @@
+"""The DAG that create_pipeline builds: ids, edges, gates and entry points."""
+
+import importlib
+
+import pytest
+from tfx import v1 as tfx
+from tfx.utils import proto_utils
+
+from pipeline.config import load_config
+from pipeline.pipeline import create_pipeline
+
+EXPECTED_IDS = [
+    "CsvExampleGen",
+    "StatisticsGen",
+    "ImportSchemaGen",
+    "ExampleValidator",
+    "AnomaliesGate",
+    "Transform",
+    "Trainer",
+    "LatestBlessedModelResolver",
+    "Evaluator",
+    "Pusher",
+]
+
+
+@pytest.fixture(scope="module")
+def components(tmp_path_factory):
+    cfg = load_config("local", {"output_dir": str(tmp_path_factory.mktemp("out"))})
+    return {c.id: c for c in create_pipeline(cfg).components}
+
+
+def _upstream(component):
+    return {u.id for u in component.upstream_nodes}
+
+
+def test_every_component_is_there_with_its_id(components):
+    assert sorted(components) == sorted(EXPECTED_IDS)
+
+
+def test_edges(components):
+    assert _upstream(components["StatisticsGen"]) == {"CsvExampleGen"}
+    assert _upstream(components["ExampleValidator"]) == {"StatisticsGen", "ImportSchemaGen"}
+    assert _upstream(components["Trainer"]) == {"Transform", "ImportSchemaGen"}
+    assert _upstream(components["Evaluator"]) == {"CsvExampleGen", "Trainer", "LatestBlessedModelResolver"}
+    assert _upstream(components["Pusher"]) == {"Trainer", "Evaluator"}
+
+
+def test_the_gate_sits_between_example_validator_and_transform(components):
+    assert _upstream(components["AnomaliesGate"]) == {"ExampleValidator"}
+    assert "AnomaliesGate" in _upstream(components["Transform"])
+    assert _upstream(components["Transform"]) == {"AnomaliesGate", "CsvExampleGen", "ImportSchemaGen"}
+
+
+def test_pusher_consumes_the_evaluators_blessing(components):
+    pusher, evaluator = components["Pusher"], components["Evaluator"]
+    assert pusher.inputs["model_blessing"] is evaluator.outputs["blessing"]
+    assert pusher.inputs["model"] is components["Trainer"].outputs["model"]
+
+
+def test_transform_analyses_train_only(components):
+    splits = tfx.proto.SplitsConfig()
+    proto_utils.json_to_proto(components["Transform"].exec_properties["splits_config"], splits)
+    assert list(splits.analyze) == ["train"]
+    assert list(splits.transform) == ["train", "eval"]
+
+
+def test_baseline_is_the_latest_blessed_model(components):
+    evaluator = components["Evaluator"]
+    assert evaluator.inputs["baseline_model"] is components["LatestBlessedModelResolver"].outputs["model"]
+
+
+@pytest.mark.parametrize(("component", "key"), [("Transform", "preprocessing_fn"), ("Trainer", "run_fn")])
+def test_entry_points_resolve_to_installed_functions(components, component, key):
+    dotted = components[component].exec_properties[key]
+    module, _, name = dotted.rpartition(".")
+    fn = getattr(importlib.import_module(module), name)
+    assert f"{fn.__module__}.{fn.__qualname__}" == dotted
+
+
+def test_code_and_schema_content_are_in_the_cache_key(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text('feature { name: "a" type: INT }\n')
+    cfg = load_config("local", {"data.schema_file": str(schema), "output_dir": str(tmp_path)})
+    first = {c.id: c for c in create_pipeline(cfg).components}
+    schema.write_text('feature { name: "a" type: FLOAT }\n')
+    second = {c.id: c for c in create_pipeline(cfg).components}
+    assert (
+        first["ImportSchemaGen"].exec_properties["content_fingerprint"]
+        != second["ImportSchemaGen"].exec_properties["content_fingerprint"]
+    )
+    assert '"code_fingerprint"' in first["Trainer"].exec_properties["custom_config"]
+    assert '"code_fingerprint"' in first["Transform"].exec_properties["custom_config"]
+
+
+def test_a_missing_schema_file_is_named(tmp_path):
+    cfg = load_config("local", {"data.schema_file": str(tmp_path / "nope.pbtxt")})
+    with pytest.raises(ValueError, match=r"schema file .*nope.pbtxt does not exist"):
+        create_pipeline(cfg)

@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from pipeline.config import PROJECT_ROOT, load_config
+
+
+def test_local_profile_resolves_paths_against_the_project_root():
+    cfg = load_config("local")
+    assert cfg.name == "taxi-pipeline"
+    assert Path(cfg.data.root) == PROJECT_ROOT / "data"
+    assert Path(cfg.data.schema_file) == PROJECT_ROOT / "schema" / "schema.pbtxt"
+    assert cfg.pipeline_root == f"{PROJECT_ROOT}/outputs/tfx_root"
+    assert cfg.metadata_path == f"{PROJECT_ROOT}/outputs/metadata.sqlite"
+    assert cfg.model_base_path == f"{PROJECT_ROOT}/outputs/serving_model/taxi"
+    assert cfg.training.hidden_units == (64, 32)
+
+
+def test_overrides_win_over_the_profile(tmp_path):
+    cfg = load_config("local", {"output_dir": str(tmp_path), "training.train_steps": 7})
+    assert cfg.training.train_steps == 7
+    assert cfg.model_base_path == f"{tmp_path}/serving_model/taxi"
+
+
+def test_beam_args_follow_the_config():
+    cfg = load_config("local", {"beam.direct_running_mode": "multi_processing", "beam.direct_num_workers": 2})
+    assert cfg.beam.pipeline_args() == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+
+def test_a_profile_can_be_a_yaml_path(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("name: my-pipe\ndata:\n  root: /somewhere\ntraining:\n  train_steps: 5\n")
+    cfg = load_config(str(path))
+    assert (cfg.name, cfg.data.root, cfg.training.train_steps) == ("my-pipe", "/somewhere", 5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"training.train_steps": 0}, "training.train_steps"),
+        ({"training.learning_rate": 2.0}, "training.learning_rate"),
+        ({"training.dropout": 1.0}, "training.dropout"),
+        ({"name": "taxi_pipeline"}, "name"),
+        ({"eval.min_accuracy": 0.7}, "eval.min_accuracy"),
+        ({"eval.min_auc": 1.5}, "eval.min_auc"),
+        ({"eval.baseline": "newest"}, "eval.baseline"),
+        ({"beam.direct_running_mode": "fast"}, "beam.direct_running_mode"),
+        ({"data.train_buckets": 0}, "data.train_buckets"),
+        ({"serving.model_name": "../x"}, "serving.model_name"),
+    ],
+)
+def test_bad_values_are_rejected_naming_the_field(overrides, field):
+    with pytest.raises(ValueError, match=rf"config field {field}="):
+        load_config("local", overrides)
+
+
+def test_unknown_fields_and_profiles_are_rejected():
+    with pytest.raises(ValueError, match=r"training.epochs"):
+        load_config("local", {"training.epochs": 3})
+    with pytest.raises(ValueError, match=r"unknown profile 'prod'.*available profiles: .*local"):
+        load_config("prod")
