@@ -40,9 +40,11 @@ def read_anomalies(artifact: standard_artifacts.ExampleAnomalies) -> "list[Anoma
         anomalies.ParseFromString(io_utils.read_bytes_file(path))
         for feature, info in sorted(anomalies.anomaly_info.items()):
             kinds = [anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason] or ["UNKNOWN"]
-            found.append(
-                Anomaly(split, feature, ", ".join(kinds), info.short_description or info.description)
-            )
+            # Each reason's description is specific ("Expected data of type: FLOAT
+            # but got BYTES"); the summary's is not ("Multiple errors").
+            details = [r.description or r.short_description for r in info.reason]
+            description = "; ".join(d for d in details if d) or info.description or info.short_description
+            found.append(Anomaly(split, feature, ", ".join(kinds), description))
         if anomalies.HasField("dataset_anomaly_info"):
             info = anomalies.dataset_anomaly_info
             found.append(Anomaly(split, "<dataset>", "DATASET", info.short_description or info.description))

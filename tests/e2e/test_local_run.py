@@ -1,0 +1,134 @@
+"""A real LocalDagRunner run on the fixture data: artifacts, blessing, push, cache."""
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from models.features import FEATURES, Dtype
+from pipeline.run import run_local
+from tests.conftest import fast_config, read_rows
+
+pytestmark = pytest.mark.e2e
+
+
+def _versions(base: str) -> list[str]:
+    return sorted(os.listdir(base)) if os.path.isdir(base) else []
+
+
+def test_every_component_ran_and_every_artifact_exists(trained_run):
+    summary = trained_run.summary
+    assert [c.status for c in summary.components if c.node_id != "LatestBlessedModelResolver"] == ["done"] * 9
+    for node in summary.nodes.values():
+        for key, uris in node.outputs.items():
+            for uri in uris:
+                assert Path(uri).exists(), f"{node.node_id}.{key} artifact missing at {uri}"
+    assert summary.anomalies == []
+    assert Path(summary.log_file).stat().st_size > 0
+
+
+def test_the_model_is_blessed_and_beats_the_payment_type_rule(trained_run):
+    ev = trained_run.summary.evaluation
+    assert ev.blessed, ev.failures
+    assert ev.baseline_uri is None  # first model: no baseline
+    assert ev.overall.metrics["auc"] >= trained_run.cfg.eval.min_auc
+    assert ev.overall.metrics["binary_accuracy"] >= trained_run.cfg.eval.min_accuracy
+    slices = {s.slice for s in ev.slices}
+    assert any(s.startswith("trip_start_hour=") for s in slices)
+    assert {"payment_type=Cash", "payment_type=Credit Card"} <= slices
+
+
+def test_the_pushed_version_is_complete_and_alone(trained_run):
+    base = trained_run.cfg.model_base_path
+    assert _versions(base) == [trained_run.version_dir.name]
+    assert trained_run.version_dir.name.isdigit()
+    assert (trained_run.version_dir / "saved_model.pb").is_file()
+    assert not [n for n in os.listdir(base) if n.startswith(".tmp")]
+
+
+def _rows(n: int):
+    header, rows = read_rows()
+    return header, rows[:n]
+
+
+def _as_example(header, row) -> bytes:
+    feature = {}
+    for f in FEATURES:
+        cell = row[header.index(f.name)]
+        if cell == "":
+            continue  # a missing CSV cell is an absent feature, as CsvExampleGen writes it
+        if f.dtype is Dtype.STRING:
+            feature[f.name] = tf.train.Feature(bytes_list=tf.train.BytesList(value=[cell.encode()]))
+        elif f.dtype is Dtype.INT:
+            feature[f.name] = tf.train.Feature(int64_list=tf.train.Int64List(value=[int(float(cell))]))
+        else:
+            feature[f.name] = tf.train.Feature(float_list=tf.train.FloatList(value=[float(cell)]))
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+
+def _as_columns(header, rows) -> dict:
+    out = {}
+    for f in FEATURES:
+        cells = [r[header.index(f.name)] for r in rows]
+        if f.dtype is Dtype.STRING:
+            out[f.name] = tf.constant(cells)
+        elif f.dtype is Dtype.INT:
+            out[f.name] = tf.constant([int(float(c)) if c else 0 for c in cells], tf.int64)
+        else:
+            out[f.name] = tf.constant([float(c) if c else float("nan") for c in cells], tf.float32)
+    return out
+
+
+def test_both_serving_signatures_agree_on_the_same_rows(pushed_model_dir):
+    header, rows = _rows(64)
+    # Integer cells may be empty too; only rows where they are present compare exactly.
+    rows = [r for r in rows if all(r[header.index(f.name)] for f in FEATURES if f.dtype is Dtype.INT)]
+    assert len(rows) > 20
+    model = tf.saved_model.load(str(pushed_model_dir))
+    assert {"serving_default", "serving_tf_example", "transform_features"} <= set(model.signatures)
+    by_example = model.signatures["serving_tf_example"](
+        examples=tf.constant([_as_example(header, r) for r in rows])
+    )["probabilities"].numpy()
+    by_json = model.signatures["serving_default"](**_as_columns(header, rows))["probabilities"].numpy()
+    assert by_example.shape == (len(rows),)
+    np.testing.assert_allclose(by_example, by_json, rtol=1e-6, atol=1e-6)
+    assert np.all((by_example >= 0) & (by_example <= 1))
+    # Cash riders almost never tip by card: the model must have learned that.
+    cash = [i for i, r in enumerate(rows) if r[header.index("payment_type")] == "Cash"]
+    card = [i for i, r in enumerate(rows) if r[header.index("payment_type")] == "Credit Card"]
+    assert by_example[cash].mean() < 0.1 < by_example[card].mean()
+
+
+def test_a_second_run_is_fully_cached_and_pushes_nothing(trained_run):
+    before = _versions(trained_run.cfg.model_base_path)
+    summary = run_local(trained_run.cfg)
+    assert summary.ok, summary.error
+    statuses = {c.node_id: c.status for c in summary.components}
+    assert statuses.pop("LatestBlessedModelResolver") == "resolved"
+    assert set(statuses.values()) == {"cached"}, statuses
+    assert summary.pushed_path is None
+    assert "nothing new pushed" in summary.push_note
+    assert _versions(trained_run.cfg.model_base_path) == before
+
+
+def test_a_crippled_model_is_refused_and_the_served_model_stays(trained_run, fixture_data_dir):
+    """Three training steps at a tiny learning rate: the floors must refuse it."""
+    before = _versions(trained_run.cfg.model_base_path)
+    cfg = dataclasses.replace(
+        trained_run.cfg,
+        training=dataclasses.replace(trained_run.cfg.training, train_steps=3, learning_rate=1e-5),
+    )
+    summary = run_local(cfg)
+    assert summary.ok, summary.error  # a refused model is not a failed run
+    statuses = {c.node_id: c.status for c in summary.components}
+    assert statuses["Trainer"] == "done" and statuses["Transform"] == "cached"
+    ev = summary.evaluation
+    assert not ev.blessed
+    assert ev.overall.metrics["auc"] < cfg.eval.min_auc
+    assert any("auc" in f and "below the floor" in f for f in ev.failures), ev.failures
+    assert ev.baseline_uri is not None  # compared against the first, blessed model
+    assert summary.pushed_path is None and "not blessed" in summary.push_note
+    assert _versions(cfg.model_base_path) == before
