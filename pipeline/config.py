@@ -207,7 +207,6 @@ _SECTIONS: dict[str, type] = {
     "beam": BeamConfig,
     "serving": ServingConfig,
 }
-_PATH_FIELDS = ("output_dir", "data.root", "data.schema_file", "serving.serving_dir")
 
 
 def available_profiles() -> list[str]:
@@ -239,13 +238,27 @@ def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = No
     raw = yaml.safe_load(path.read_text()) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"profile {path} must be a YAML mapping of config fields")
-    for key in _PATH_FIELDS:
-        value = _get(raw, key)
-        if isinstance(value, str) and "://" not in value and not Path(value).is_absolute():
-            _set(raw, key, str(PROJECT_ROOT / value))
     for key, value in (overrides or {}).items():
         _set(raw, key, value)
-    return from_dict(raw, source=str(path))
+    return _resolve_paths(from_dict(raw, source=str(path)))
+
+
+def _resolve_paths(cfg: PipelineConfig) -> PipelineConfig:
+    """Make relative local paths (from the profile or the defaults) project-root based."""
+
+    def absolute(value: str) -> str:
+        if not value or "://" in value or Path(value).is_absolute():
+            return value
+        return str(PROJECT_ROOT / value)
+
+    return dataclasses.replace(
+        cfg,
+        output_dir=absolute(cfg.output_dir),
+        data=dataclasses.replace(
+            cfg.data, root=absolute(cfg.data.root), schema_file=absolute(cfg.data.schema_file)
+        ),
+        serving=dataclasses.replace(cfg.serving, serving_dir=absolute(cfg.serving.serving_dir)),
+    )
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "config") -> PipelineConfig:
@@ -278,15 +291,6 @@ def from_dict(raw: Mapping[str, Any], source: str = "config") -> PipelineConfig:
 def _coerce(value: Any) -> Any:
     # YAML lists become tuples so the frozen config stays hashable.
     return tuple(value) if isinstance(value, list) else value
-
-
-def _get(raw: Mapping[str, Any], dotted: str) -> Any:
-    node: Any = raw
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
