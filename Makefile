@@ -52,3 +52,7 @@ test: $(STAMP)
 
 clean:
 	rm -rf outputs .pytest_cache
+
+# Benchmarks write JSON under outputs/bench/ (not timed tests: this machine is noisy).
+bench: $(STAMP)
+	$(BIN)/python -m pipeline.bench --out outputs/bench/pipeline.json

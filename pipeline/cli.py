@@ -37,7 +37,7 @@ OutputOpt = typer.Option(None, "--output", help="Output directory (default: the 
 
 def _quiet_environment() -> None:
     """Keep TensorFlow's C++ and Google's deprecation chatter off the console."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -158,10 +158,13 @@ def schema_infer(
     _quiet_environment()
     cfg = _config(profile, data, None)
     from pipeline.data_check import DataError
+    from pipeline.run import captured_logs, new_log_file
     from pipeline.schema import infer_schema
 
+    log_file = new_log_file(cfg, "schema")
     try:
-        result = infer_schema(cfg, out.resolve())
+        with captured_logs(log_file, verbose=False):
+            result = infer_schema(cfg, out.resolve())
     except DataError as exc:
         _fail(str(exc))
     console.print(f"Proposed schema written to {result.path}")

@@ -102,7 +102,7 @@ class _ProgressHandler(logging.Handler):
 
 
 @contextlib.contextmanager
-def _captured_logs(log_file: Path, verbose: bool, handler: logging.Handler) -> Iterator[None]:
+def captured_logs(log_file: Path, verbose: bool, handler: logging.Handler | None = None) -> Iterator[None]:
     """Send absl/TFX/Beam logs and stray prints to ``log_file`` (and the console if verbose)."""
     from absl import logging as absl_logging
 
@@ -120,14 +120,16 @@ def _captured_logs(log_file: Path, verbose: bool, handler: logging.Handler) -> I
     saved_handlers = [(lg, lg.handlers[:]) for lg in swapped]
     for lg in swapped:
         lg.handlers = handlers
-    absl_logger.addHandler(handler)
+    if handler is not None:
+        absl_logger.addHandler(handler)
     root.setLevel(logging.INFO)
     absl_logging.set_verbosity(absl_logging.INFO)
     with open(log_file, "a") as stream, _redirect(stream, enabled=not verbose):
         try:
             yield
         finally:
-            absl_logger.removeHandler(handler)
+            if handler is not None:
+                absl_logger.removeHandler(handler)
             for lg, hs in saved_handlers:
                 lg.handlers = hs
             file_handler.close()
@@ -144,6 +146,11 @@ def _redirect(stream: TextIO, enabled: bool) -> Iterator[None]:
         return
     with contextlib.redirect_stdout(stream), contextlib.redirect_stderr(stream):
         yield
+
+
+def new_log_file(cfg: PipelineConfig, kind: str) -> Path:
+    Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)
+    return Path(cfg.log_dir) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log"
 
 
 def run_local(
@@ -164,13 +171,12 @@ def run_local(
     except DataError as exc:
         return RunSummary(False, time.monotonic() - started, None, [], error=str(exc))
 
-    Path(cfg.log_dir).mkdir(parents=True, exist_ok=True)
-    log_file = Path(cfg.log_dir) / f"run-{time.strftime('%Y%m%d-%H%M%S')}.log"
+    log_file = new_log_file(cfg, "run")
     pipeline = create_pipeline(cfg)
     resolvers = {c.id for c in pipeline.components if isinstance(c, tfx.dsl.Resolver)}
     progress = _ProgressHandler(on_progress, resolvers)
     error = None
-    with _captured_logs(log_file, verbose, progress):
+    with captured_logs(log_file, verbose, progress):
         try:
             tfx.orchestration.LocalDagRunner().run(pipeline)
         except Exception as exc:  # noqa: BLE001 - reported to the user, run marked failed

@@ -1,0 +1,25 @@
+# The pipeline image: what Vertex AI Pipelines runs each component in, and the
+# SDK container Dataflow workers use for the Beam steps.
+#
+#   docker build -t REGION-docker.pkg.dev/PROJECT/REPO/taxi-pipeline:TAG .
+#   docker push REGION-docker.pkg.dev/PROJECT/REPO/taxi-pipeline:TAG
+#
+# The base is the official TFX image of the same release as the lock
+# (TFX 1.16.0 on Python 3.10). The lock is installed on top so every executor
+# runs exactly the versions tested here, then the project itself, so the
+# Transform and Trainer entry points (models.preprocessing.preprocessing_fn,
+# models.trainer.run_fn) and the custom components import.
+FROM gcr.io/tfx-oss-public/tfx:1.16.0
+
+WORKDIR /pipeline
+COPY requirements.lock ./
+RUN python -m pip install --no-cache-dir -r requirements.lock
+
+COPY setup.py pyproject.toml README.md ./
+COPY pipeline/ pipeline/
+COPY models/ models/
+COPY runners/ runners/
+COPY serving/ serving/
+COPY schema/ schema/
+RUN python -m pip install --no-cache-dir --no-deps . \
+ && python -c "import models.trainer, models.preprocessing, pipeline.pipeline"
