@@ -23,6 +23,8 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 # Vertex AI refuses other names, so the pipeline uses a name valid everywhere.
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_RUNNERS = ("DirectRunner", "DataflowRunner")
+_IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})")
 _BASELINES = ("blessed_before_candidate", "latest_blessed")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
@@ -39,6 +41,9 @@ class DataConfig:
     schema_file: str = "schema/schema.pbtxt"
     train_buckets: int = 4
     eval_buckets: int = 1
+    # A BigQuery query to read instead of the CSV files (BigQueryExampleGen);
+    # empty reads CSV from ``root``.
+    bigquery_query: str = ""
 
     def __post_init__(self) -> None:
         if not self.root:
@@ -120,11 +125,19 @@ class EvalConfig:
 class BeamConfig:
     """How Beam runs the heavy steps (DirectRunner locally)."""
 
+    runner: str = "DirectRunner"
     direct_running_mode: str = "in_memory"
     direct_num_workers: int = 1
+    # DataflowRunner only (project, region and the image come from vertex.*).
+    machine_type: str = "n1-standard-4"
+    max_num_workers: int = 10
     extra_args: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if self.runner not in _RUNNERS:
+            _fail("beam.runner", self.runner, f"must be one of {', '.join(_RUNNERS)}")
+        if self.max_num_workers < 1:
+            _fail("beam.max_num_workers", self.max_num_workers, "must be >= 1")
         if self.direct_running_mode not in _RUNNING_MODES:
             _fail(
                 "beam.direct_running_mode",
@@ -134,12 +147,6 @@ class BeamConfig:
         if self.direct_num_workers < 0:
             _fail("beam.direct_num_workers", self.direct_num_workers, "must be >= 0 (0 = all cores)")
 
-    def pipeline_args(self) -> list[str]:
-        return [
-            f"--direct_running_mode={self.direct_running_mode}",
-            f"--direct_num_workers={self.direct_num_workers}",
-            *self.extra_args,
-        ]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,6 +163,51 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexConfig:
+    """Vertex AI Pipelines: where and as whom the compiled pipeline runs."""
+
+    project: str = ""
+    region: str = ""
+    service_account: str = ""
+    # The pipeline image (top-level Dockerfile): every Vertex executor and the
+    # Dataflow workers run it.
+    image_uri: str = ""
+    # Declare data.root and training.train_steps as runtime parameters that a
+    # submission can override.
+    runtime_parameters: bool = False
+    # Non-empty: train as a Vertex AI custom job on this machine type.
+    training_machine_type: str = ""
+    # Non-empty: push the blessed model to this Vertex AI Endpoint.
+    endpoint_name: str = ""
+    endpoint_machine_type: str = "n1-standard-4"
+    serving_image_uri: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+
+    def check(self, pipeline_root: str) -> None:
+        """Raise ValueError naming every field that stops a Vertex compile or submit."""
+        problems = []
+        if not self.project:
+            problems.append("vertex.project is missing: set it in the profile or pass --project")
+        if not self.region:
+            problems.append("vertex.region is missing: set it in the profile or pass --region (e.g. us-central1)")
+        if not pipeline_root.startswith("gs://"):
+            problems.append(
+                f"output_dir={pipeline_root!r} must be a gs:// path: Vertex AI writes artifacts to Cloud Storage"
+            )
+        if not self.image_uri:
+            problems.append(
+                "vertex.image_uri is missing: build and push the Dockerfile, then set its URI "
+                "(e.g. us-central1-docker.pkg.dev/PROJECT/REPO/taxi-pipeline:TAG)"
+            )
+        elif not _IMAGE_URI.fullmatch(self.image_uri):
+            problems.append(
+                f"vertex.image_uri={self.image_uri!r} is not an image reference like "
+                "REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG (a tag or @sha256 digest is required)"
+            )
+        if problems:
+            raise ValueError("cannot target Vertex AI:\n  - " + "\n  - ".join(problems))
+
+
+@dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     """The whole pipeline's config."""
 
@@ -167,6 +219,7 @@ class PipelineConfig:
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    vertex: VertexConfig = dataclasses.field(default_factory=VertexConfig)
 
     def __post_init__(self) -> None:
         if not _PIPELINE_NAME.fullmatch(self.name or ""):
@@ -185,6 +238,33 @@ class PipelineConfig:
     @property
     def metadata_path(self) -> str:
         return f"{self.output_dir.rstrip('/')}/metadata.sqlite"
+
+    @property
+    def is_local(self) -> bool:
+        """Outputs on the local filesystem (MLMD in SQLite there); else in the cloud."""
+        return "://" not in self.output_dir
+
+    def beam_pipeline_args(self) -> list[str]:
+        """Beam options for the heavy steps: DirectRunner here, Dataflow in the cloud."""
+        b = self.beam
+        if b.runner == "DirectRunner":
+            return [
+                f"--direct_running_mode={b.direct_running_mode}",
+                f"--direct_num_workers={b.direct_num_workers}",
+                *b.extra_args,
+            ]
+        return [
+            "--runner=DataflowRunner",
+            f"--project={self.vertex.project}",
+            f"--region={self.vertex.region}",
+            f"--temp_location={self.output_dir.rstrip('/')}/beam_tmp",
+            f"--sdk_container_image={self.vertex.image_uri}",
+            f"--machine_type={b.machine_type}",
+            f"--max_num_workers={b.max_num_workers}",
+            "--experiments=use_runner_v2",
+            *([f"--service_account_email={self.vertex.service_account}"] if self.vertex.service_account else []),
+            *b.extra_args,
+        ]
 
     @property
     def log_dir(self) -> str:
@@ -206,6 +286,7 @@ _SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "beam": BeamConfig,
     "serving": ServingConfig,
+    "vertex": VertexConfig,
 }
 
 

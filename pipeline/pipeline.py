@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
+from tfx.dsl.components.base import base_component
 
 import models
 from models.features import LABEL, slice_keys
@@ -44,20 +47,57 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def example_gen(data: DataConfig) -> CheckedCsvExampleGen:
+# Runtime parameters a Vertex submission can override (vertex.runtime_parameters).
+# Training steps travel inside the Trainer's TrainArgs: KubeflowV2 compiles a
+# parameter nested in a proto as a constant, so the whole TrainArgs (JSON,
+# e.g. {"num_steps": 500}) is the parameter.
+DATA_ROOT_PARAMETER = "data_root"
+TRAIN_ARGS_PARAMETER = "train_args"
+
+
+def runtime_parameter_defaults(cfg: PipelineConfig) -> dict[str, Any]:
+    """The declared runtime parameters and their defaults (written into the compiled job)."""
+    if not cfg.vertex.runtime_parameters:
+        return {}
+    return {
+        DATA_ROOT_PARAMETER: cfg.data.root,
+        TRAIN_ARGS_PARAMETER: json.dumps({"num_steps": cfg.training.train_steps}),
+    }
+
+
+def _param(cfg: PipelineConfig, name: str, value: Any) -> Any:
+    """``value``, or a runtime parameter defaulting to it when the config declares them."""
+    if not cfg.vertex.runtime_parameters:
+        return value
+    return tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(value), default=value)
+
+
+def _train_args(cfg: PipelineConfig) -> Any:
+    if cfg.vertex.runtime_parameters:
+        return _param(cfg, TRAIN_ARGS_PARAMETER, runtime_parameter_defaults(cfg)[TRAIN_ARGS_PARAMETER])
+    return tfx.proto.TrainArgs(num_steps=cfg.training.train_steps)
+
+
+def example_gen(data: DataConfig, input_base: Any = None) -> base_component.BaseComponent:
+    """CSV from ``data.root`` (checked first), or BigQuery when a query is configured."""
+    output_config = tfx.proto.Output(
+        split_config=tfx.proto.SplitConfig(
+            splits=[
+                tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
+                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets),
+            ]
+        )
+    )
+    if data.bigquery_query:
+        return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
+            query=data.bigquery_query, output_config=output_config
+        ).with_id("BigQueryExampleGen")
     return CheckedCsvExampleGen(
-        input_base=data.root,
+        input_base=input_base if input_base is not None else data.root,
         input_config=tfx.proto.Input(
             splits=[tfx.proto.Input.Split(name="single_split", pattern=CSV_PATTERN)]
         ),
-        output_config=tfx.proto.Output(
-            split_config=tfx.proto.SplitConfig(
-                splits=[
-                    tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
-                    tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets),
-                ]
-            )
-        ),
+        output_config=output_config,
     ).with_id("CsvExampleGen")
 
 
@@ -121,7 +161,74 @@ def eval_config(cfg: EvalConfig) -> tfma.EvalConfig:
     )
 
 
-def _baseline_resolver(cfg: EvalConfig, trainer: tfx.components.Trainer) -> tfx.dsl.Resolver:
+def _trainer(
+    cfg: PipelineConfig,
+    transform: tfx.components.Transform,
+    schema_importer: base_component.BaseComponent,
+    fingerprint: dict[str, str],
+) -> base_component.BaseComponent:
+    """Keras training in the pipeline, or as a Vertex AI custom job (vertex.training_machine_type)."""
+    custom_config: dict[str, Any] = {HPARAMS_KEY: hparams(cfg.training).to_dict(), **fingerprint}
+    args = {
+        "run_fn": function_path(run_fn),
+        "examples": transform.outputs["transformed_examples"],
+        "transform_graph": transform.outputs["transform_graph"],
+        "schema": schema_importer.outputs["schema"],
+        "train_args": _train_args(cfg),
+        "eval_args": tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
+    }
+    if not cfg.vertex.training_machine_type:
+        return tfx.components.Trainer(**args, custom_config=custom_config).with_id("Trainer")
+    vertex = tfx.extensions.google_cloud_ai_platform
+    custom_config.update(
+        {
+            vertex.ENABLE_VERTEX_KEY: True,
+            vertex.VERTEX_REGION_KEY: cfg.vertex.region,
+            vertex.TRAINING_ARGS_KEY: {
+                "project": cfg.vertex.project,
+                "worker_pool_specs": [
+                    {
+                        "machine_spec": {"machine_type": cfg.vertex.training_machine_type},
+                        "replica_count": 1,
+                        "container_spec": {"image_uri": cfg.vertex.image_uri},
+                    }
+                ],
+            },
+        }
+    )
+    return vertex.Trainer(**args, custom_config=custom_config).with_id("Trainer")
+
+
+def _pusher(
+    cfg: PipelineConfig, trainer: base_component.BaseComponent, evaluator: tfx.components.Evaluator
+) -> base_component.BaseComponent:
+    """Atomic filesystem push for TF Serving, or a Vertex AI Endpoint (vertex.endpoint_name)."""
+    if not cfg.vertex.endpoint_name:
+        return AtomicPusher(
+            model=trainer.outputs["model"],
+            model_blessing=evaluator.outputs["blessing"],
+            push_destination=tfx.proto.PushDestination(
+                filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.model_base_path)
+            ),
+        ).with_id("Pusher")
+    vertex = tfx.extensions.google_cloud_ai_platform
+    return vertex.Pusher(
+        model=trainer.outputs["model"],
+        model_blessing=evaluator.outputs["blessing"],
+        custom_config={
+            vertex.ENABLE_VERTEX_KEY: True,
+            vertex.VERTEX_REGION_KEY: cfg.vertex.region,
+            vertex.VERTEX_CONTAINER_IMAGE_URI_KEY: cfg.vertex.serving_image_uri,
+            vertex.SERVING_ARGS_KEY: {
+                "project_id": cfg.vertex.project,
+                "endpoint_name": cfg.vertex.endpoint_name,
+                "machine_type": cfg.vertex.endpoint_machine_type,
+            },
+        },
+    ).with_id("Pusher")
+
+
+def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -> tfx.dsl.Resolver:
     """The latest blessed model, the Evaluator's baseline (see components/baseline.py)."""
     channels = {
         "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
@@ -143,7 +250,7 @@ def _baseline_resolver(cfg: EvalConfig, trainer: tfx.components.Trainer) -> tfx.
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole DAG: ingest, validate (gated), transform, train, evaluate, push."""
     fingerprint = {CODE_FINGERPRINT_KEY: code_fingerprint()}
-    csv_example_gen = example_gen(cfg.data)
+    csv_example_gen = example_gen(cfg.data, _param(cfg, DATA_ROOT_PARAMETER, cfg.data.root))
     statistics_gen = tfx.components.StatisticsGen(
         examples=csv_example_gen.outputs["examples"]
     ).with_id("StatisticsGen")
@@ -161,15 +268,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_config=fingerprint,
     ).with_id("Transform")
     transform.add_upstream_node(gate)
-    trainer = tfx.components.Trainer(
-        run_fn=function_path(run_fn),
-        examples=transform.outputs["transformed_examples"],
-        transform_graph=transform.outputs["transform_graph"],
-        schema=schema_importer.outputs["schema"],
-        train_args=tfx.proto.TrainArgs(num_steps=cfg.training.train_steps),
-        eval_args=tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
-        custom_config={HPARAMS_KEY: hparams(cfg.training).to_dict(), **fingerprint},
-    ).with_id("Trainer")
+    trainer = _trainer(cfg, transform, schema_importer, fingerprint)
     baseline = _baseline_resolver(cfg.eval, trainer)
     evaluator = tfx.components.Evaluator(
         examples=csv_example_gen.outputs["examples"],
@@ -177,13 +276,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg.eval),
     ).with_id("Evaluator")
-    pusher = AtomicPusher(
-        model=trainer.outputs["model"],
-        model_blessing=evaluator.outputs["blessing"],
-        push_destination=tfx.proto.PushDestination(
-            filesystem=tfx.proto.PushDestination.Filesystem(base_directory=cfg.model_base_path)
-        ),
-    ).with_id("Pusher")
+    pusher = _pusher(cfg, trainer, evaluator)
     return tfx.dsl.Pipeline(
         pipeline_name=cfg.name,
         pipeline_root=cfg.pipeline_root,
@@ -200,8 +293,10 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
             pusher,
         ],
         enable_cache=cfg.enable_cache,
-        metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
-            cfg.metadata_path
+        metadata_connection_config=(
+            tfx.orchestration.metadata.sqlite_metadata_connection_config(cfg.metadata_path)
+            if cfg.is_local
+            else None  # Vertex AI keeps its own metadata
         ),
-        beam_pipeline_args=cfg.beam.pipeline_args(),
+        beam_pipeline_args=cfg.beam_pipeline_args(),
     )

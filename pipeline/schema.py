@@ -41,7 +41,7 @@ def _schema_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         metadata_connection_config=tfx.orchestration.metadata.sqlite_metadata_connection_config(
             cfg.metadata_path
         ),
-        beam_pipeline_args=cfg.beam.pipeline_args(),
+        beam_pipeline_args=cfg.beam_pipeline_args(),
     )
 
 

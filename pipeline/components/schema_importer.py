@@ -26,14 +26,14 @@ class CuratedSchemaImporterSpec(standard_component_specs.ImportSchemaGenSpec):
 
 
 def file_fingerprint(path: str) -> str:
-    """SHA-256 of a local file; remote URIs (gs://) are not read at build time."""
-    if "://" in path:
-        return f"remote:{path}"
-    if not os.path.isfile(path):
-        raise ValueError(
-            f"schema file {path} does not exist: check data.schema_file in the profile "
-            "(the curated schema is schema/schema.pbtxt)"
-        )
+    """SHA-256 of the file when it is local; otherwise the path itself.
+
+    Remote URIs (gs://) are not read while building the pipeline, and a path
+    inside the pipeline image (the vertex profile's) does not exist here: for
+    those, a new image tag is what changes the cache key.
+    """
+    if "://" in path or not os.path.isfile(path):
+        return f"path:{path}"
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
 

@@ -90,9 +90,3 @@ def test_code_and_schema_content_are_in_the_cache_key(tmp_path):
     )
     assert '"code_fingerprint"' in first["Trainer"].exec_properties["custom_config"]
     assert '"code_fingerprint"' in first["Transform"].exec_properties["custom_config"]
-
-
-def test_a_missing_schema_file_is_named(tmp_path):
-    cfg = load_config("local", {"data.schema_file": str(tmp_path / "nope.pbtxt")})
-    with pytest.raises(ValueError, match=r"schema file .*nope.pbtxt does not exist"):
-        create_pipeline(cfg)
