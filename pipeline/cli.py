@@ -211,6 +211,9 @@ def submit(
     label: list[str] = typer.Option([], "--label", help="key=value label; repeatable."),
     parameter: list[str] = typer.Option([], "--parameter", help="name=value runtime parameter; repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request; send nothing, need no credentials."),
+    api_endpoint: Optional[str] = typer.Option(
+        None, "--api-endpoint", help="Override the Vertex AI API endpoint (private endpoints; local fakes)."
+    ),
 ) -> None:
     """Submit a compiled pipeline to Vertex AI Pipelines (aiplatform.PipelineJob.submit)."""
     _quiet_environment()
@@ -232,7 +235,7 @@ def submit(
         if dry_run:
             console.print_json(json.dumps(vertex.dry_run(request)))
             return
-        name = vertex.submit(request)
+        name = vertex.submit(request, api_endpoint=api_endpoint)
     except vertex.SubmitError as exc:
         _fail(str(exc))
     console.print(f"Submitted {name}")

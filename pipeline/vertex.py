@@ -160,10 +160,15 @@ def dry_run(request: SubmitRequest) -> dict[str, Any]:
     }
 
 
-def submit(request: SubmitRequest, credentials: Any = None) -> str:
-    """Submit the run; returns the PipelineJob resource name."""
+def submit(request: SubmitRequest, credentials: Any = None, api_endpoint: str | None = None) -> str:
+    """Submit the run; returns the PipelineJob resource name.
+
+    ``api_endpoint`` overrides the regional Vertex AI endpoint (a private
+    endpoint, or a local fake in tests); an ``http://`` one uses REST transport.
+    """
     import google.auth
     from google.auth.exceptions import DefaultCredentialsError
+    from google.cloud import aiplatform
 
     if credentials is None:
         try:
@@ -173,6 +178,11 @@ def submit(request: SubmitRequest, credentials: Any = None) -> str:
                 "no Google Cloud credentials found: run `gcloud auth application-default login`, "
                 "or set GOOGLE_APPLICATION_CREDENTIALS to a service account key file"
             ) from None
+    if api_endpoint:
+        aiplatform.init(api_endpoint=api_endpoint, api_transport="rest" if api_endpoint.startswith("http://") else None)
     job = _pipeline_job(request, credentials)
-    job.submit(service_account=request.service_account, network=request.network)
+    try:
+        job.submit(service_account=request.service_account, network=request.network)
+    except Exception as exc:  # noqa: BLE001 - any API error is reported, without a stack trace
+        raise SubmitError(f"Vertex AI refused the submission: {exc}") from exc
     return job.resource_name

@@ -1,0 +1,221 @@
+"""Vertex AI: the compiled PipelineJob JSON, aiplatform, and `tfxp submit` against a local fake."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from google.protobuf import json_format
+from kfp.pipeline_spec import pipeline_spec_pb2
+from typer.testing import CliRunner
+
+from pipeline.cli import app
+from pipeline.config import load_config
+from pipeline.pipeline import create_pipeline
+from pipeline.vertex import compile_vertex
+from tests.conftest import REPO_ROOT
+from tests.pipeline.fake_vertex import FakeCloud, user_credentials
+
+BEAM_COMPONENTS = ("CsvExampleGen", "StatisticsGen", "Transform", "Evaluator")
+RESOLVER = "LatestBlessedModelResolver"
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory):
+    cfg = load_config("vertex")
+    path = compile_vertex(cfg, tmp_path_factory.mktemp("vertex") / "taxi-pipeline.json")
+    return cfg, path, json.loads(path.read_text())
+
+
+@pytest.fixture
+def offline_google(monkeypatch, tmp_path):
+    """No real credentials and no metadata server: google-auth only sees loopback."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("GCE_METADATA_HOST", "127.0.0.1:9")
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:9")
+    monkeypatch.setenv("NO_GCE_CHECK", "True")
+
+
+def test_compiled_json_parses_into_the_kfp_protos(compiled):
+    _, _, job = compiled
+    parsed = json_format.ParseDict(job, pipeline_spec_pb2.PipelineJob())
+    spec = json_format.ParseDict(job["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
+    assert parsed.display_name == "taxi-pipeline"
+    assert spec.pipeline_info.name == "taxi-pipeline"
+    assert parsed.runtime_config.gcs_output_directory == "gs://my-bucket/taxi-pipeline/tfx_root"
+
+
+def _task_node(task: str) -> str:
+    return RESOLVER if task.startswith(RESOLVER) else task
+
+
+def test_the_dag_matches_the_local_pipeline(compiled):
+    cfg, _, job = compiled
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    vertex_edges = {
+        (_task_node(up), _task_node(name)) for name, t in tasks.items() for up in t.get("dependentTasks", [])
+    }
+    components = create_pipeline(cfg).components
+    local_edges = {(u.id, c.id) for c in components for u in c.upstream_nodes}
+    assert {_task_node(t) for t in tasks} == {c.id for c in components}
+    assert vertex_edges == local_edges
+    assert ("AnomaliesGate", "Transform") in vertex_edges
+
+
+def test_executors_run_the_pipeline_image_with_dataflow(compiled):
+    cfg, _, job = compiled
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    containers = {name.removesuffix("_executor"): e["container"] for name, e in executors.items() if "container" in e}
+    assert set(BEAM_COMPONENTS) <= set(containers)
+    for name, container in containers.items():
+        assert container["image"] == cfg.vertex.image_uri, name
+    for name in BEAM_COMPONENTS:
+        args = containers[name]["args"]
+        assert "--runner=DataflowRunner" in args
+        assert f"--sdk_container_image={cfg.vertex.image_uri}" in args
+        assert "--project=my-gcp-project" in args and "--region=us-central1" in args
+        assert "--temp_location=gs://my-bucket/taxi-pipeline/beam_tmp" in args
+        assert "--experiments=use_runner_v2" in args
+
+
+def test_runtime_parameters_are_declared_with_defaults(compiled):
+    _, _, job = compiled
+    declared = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]
+    assert set(declared) == {"data_root", "train_args"}
+    defaults = job["runtimeConfig"]["parameters"]
+    assert defaults["data_root"] == {"stringValue": "gs://my-bucket/taxi-data"}
+    assert json.loads(defaults["train_args"]["stringValue"]) == {"num_steps": 1000}
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert tasks["CsvExampleGen"]["inputs"]["parameters"]["input_base"] == {"componentInputParameter": "data_root"}
+    assert tasks["Trainer"]["inputs"]["parameters"]["train_args"] == {"componentInputParameter": "train_args"}
+
+
+def test_aiplatform_builds_a_pipeline_job_from_the_file(compiled):
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform
+
+    _, path, _ = compiled
+    job = aiplatform.PipelineJob(
+        display_name="taxi-pipeline",
+        template_path=str(path),
+        parameter_values={"data_root": "gs://other/data"},
+        project="p1",
+        location="us-central1",
+        credentials=AnonymousCredentials(),
+    )
+    resource = job._gca_resource
+    assert resource.display_name == "taxi-pipeline"
+    # TFX declares parameters with the v1 `type` field, so they travel as `parameters`.
+    assert resource.runtime_config.parameters["data_root"].string_value == "gs://other/data"
+
+
+def test_submit_sends_the_request_vertex_expects(compiled, offline_google, tmp_path, monkeypatch):
+    _, path, _ = compiled
+    with FakeCloud() as fake:
+        key = tmp_path / "key.json"
+        key.write_text(json.dumps(user_credentials(f"{fake.url}/token")))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", fake.url)
+        result = CliRunner().invoke(
+            app,
+            [
+                "submit", "--template", str(path), "--project", "p1", "--region", "us-central1",
+                "--service-account", "runner@p1.iam.gserviceaccount.com", "--network", "projects/1/global/networks/vpc",
+                "--no-enable-caching", "--label", "team=ml", "--label", "env=test",
+                "--parameter", "data_root=gs://other/data", "--parameter", 'train_args={"num_steps": 50}',
+                "--api-endpoint", fake.url,
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        sent = fake.pipeline_job_requests()
+    assert len(sent) == 1
+    request = sent[0]
+    assert request["path"] == "/v1/projects/p1/locations/us-central1/pipelineJobs"
+    assert request["query"]["pipelineJobId"][0].startswith("taxi-pipeline-")
+    assert request["headers"]["authorization"] == "Bearer fake-token"
+    assert [r["path"] for r in fake.requests][0] == "/token"  # credentials refreshed at the fake
+    body = json.loads(request["raw"])
+    assert body["displayName"] == "taxi-pipeline"
+    assert body["serviceAccount"] == "runner@p1.iam.gserviceaccount.com"
+    assert body["network"] == "projects/1/global/networks/vpc"
+    assert body["labels"]["team"] == "ml" and body["labels"]["env"] == "test"
+    params = body["runtimeConfig"]["parameters"]
+    assert params["data_root"] == {"stringValue": "gs://other/data"}
+    assert json.loads(params["train_args"]["stringValue"]) == {"num_steps": 50}
+    tasks = body["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert {t.get("cachingOptions", {}).get("enableCache", False) for t in tasks.values()} == {False}
+    assert set(tasks) >= {"CsvExampleGen", "Trainer", "Pusher"}
+    assert f"Submitted projects/p1/locations/us-central1/pipelineJobs/{request['query']['pipelineJobId'][0]}" in result.output
+
+
+def test_dry_run_prints_the_request_without_credentials(compiled, offline_google):
+    _, path, _ = compiled
+    result = CliRunner().invoke(
+        app, ["submit", "--template", str(path), "--project", "p1", "--region", "europe-west4",
+              "--parameter", "data_root=gs://x/y", "--dry-run"],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed["url"].endswith("/v1/projects/p1/locations/europe-west4/pipelineJobs")
+    assert printed["body"]["runtimeConfig"]["parameters"]["data_root"] == {"stringValue": "gs://x/y"}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--region", "us-central1"], "--project is missing"),
+        (["--project", "p1"], "--region is missing"),
+        (["--project", "p1", "--region", "us-central1", "--parameter", "steps=3"],
+         "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args"),
+        (["--project", "p1", "--region", "us-central1", "--parameter", "data_root"], "must look like key=value"),
+        (["--project", "p1", "--region", "us-central1"], "no Google Cloud credentials found: run `gcloud auth application-default login`"),
+    ],
+)
+def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, args, message):
+    _, path, _ = compiled
+    result = CliRunner().invoke(app, ["submit", "--template", str(path), *args])
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"output_dir": "/tmp/local-root"}, "must be a gs:// path"),
+        ({"vertex.image_uri": ""}, "vertex.image_uri is missing"),
+        ({"vertex.image_uri": "taxi pipeline"}, "is not an image reference"),
+        ({"vertex.project": ""}, "vertex.project is missing"),
+        ({"vertex.region": ""}, "vertex.region is missing"),
+    ],
+)
+def test_bad_vertex_configs_fail_before_compiling(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        compile_vertex(load_config("vertex", overrides), tmp_path / "job.json")
+    assert not (tmp_path / "job.json").exists()
+
+
+def test_tfx_cli_create_and_compile_produce_the_same_pipeline(compiled, tmp_path):
+    _, _, job = compiled
+    venv_bin = os.path.dirname(sys.executable)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),  # the CLI keeps its registry under $HOME/tfx
+        "PATH": f"{venv_bin}:{os.environ['PATH']}",  # it checks `pip freeze` for kfp
+        "TFXP_PROFILE": "vertex",
+    }
+    for command in ("create", "compile"):
+        done = subprocess.run(
+            [f"{venv_bin}/tfx", "pipeline", command, "--engine", "vertex",
+             "--pipeline_path", str(REPO_ROOT / "runners" / "vertex_runner.py")],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    created = json.loads((tmp_path / "tfx" / "vertex" / "taxi-pipeline" / "pipeline.json").read_text())
+    compiled_by_cli = json.loads((tmp_path / "taxi-pipeline.json").read_text())
+    for other in (created, compiled_by_cli):
+        assert other["pipelineSpec"]["root"] == job["pipelineSpec"]["root"]
+        assert other["pipelineSpec"]["deploymentSpec"] == job["pipelineSpec"]["deploymentSpec"]
+        assert other["runtimeConfig"] == job["runtimeConfig"]
