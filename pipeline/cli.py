@@ -7,6 +7,7 @@ imports (TensorFlow, TFX) happen inside commands, so ``tfxp --help`` is fast.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import warnings
@@ -38,6 +39,7 @@ OutputOpt = typer.Option(None, "--output", help="Output directory (default: the 
 def _quiet_environment() -> None:
     """Keep TensorFlow's C++ and Google's deprecation chatter off the console."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
@@ -101,10 +103,8 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
     """Print what a run did, what it found, and what it pushed."""
     console.print()
     if summary.components:
-        console.print(
-            f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached"
-            f" ({summary.seconds:.1f}s)"
-        )
+        took = f" ({summary.seconds:.1f}s)" if summary.seconds else ""
+        console.print(f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached{took}")
     if summary.anomalies:
         console.print(f"Anomalies: {len(summary.anomalies)}")
         for a in summary.anomalies:

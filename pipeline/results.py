@@ -24,6 +24,7 @@ class NodeResult:
 
     node_id: str
     state: str  # COMPLETE, CACHED, FAILED, RUNNING, ...
+    execution_type: str
     outputs: dict[str, list[str]]
     output_properties: dict[str, list[dict[str, Any]]]
 
@@ -122,7 +123,7 @@ def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) ->
             values.update({k: _value(v) for k, v in artifact.custom_properties.items()})
             properties.setdefault(key, []).append(values)
         results[node_id] = NodeResult(
-            node_id, _STATES.Name(execution.last_known_state), outputs, properties
+            node_id, _STATES.Name(execution.last_known_state), execution.type, outputs, properties
         )
     return results
 

@@ -241,7 +241,12 @@ def summarize_latest(cfg: PipelineConfig) -> RunSummary | None:
     if not nodes:
         return None
     states = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed"}
-    components = [ComponentProgress(n.node_id, states.get(n.state, n.state.lower())) for n in nodes.values()]
+    components = [
+        ComponentProgress(
+            n.node_id, "resolved" if n.execution_type.endswith(".Resolver") else states.get(n.state, n.state.lower())
+        )
+        for n in nodes.values()
+    ]
     failed = [c.node_id for c in components if c.status == "failed"]
     summary = RunSummary(
         ok=not failed,

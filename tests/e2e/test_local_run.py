@@ -132,3 +132,15 @@ def test_a_crippled_model_is_refused_and_the_served_model_stays(trained_run, fix
     assert ev.baseline_uri is not None  # compared against the first, blessed model
     assert summary.pushed_path is None and "not blessed" in summary.push_note
     assert _versions(cfg.model_base_path) == before
+
+
+def test_report_reads_the_latest_run_back_from_mlmd(trained_run):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    result = CliRunner().invoke(app, ["report", "--output", trained_run.cfg.output_dir])
+    assert result.exit_code == 0, result.output
+    auc = trained_run.summary.evaluation.overall.metrics["auc"]
+    assert f"Overall: AUC {auc:.4f}" in result.output
+    assert "Anomalies: none" in result.output
