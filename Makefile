@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh clone:
-#   make demo   set up .venv if needed, run the pipeline on data/, query the model
+#   make demo   set up .venv if needed, run the pipeline on data/, serve the pushed model and query it
 #   make test   set up .venv if needed, run the whole test suite
 # Python 3.10 is required (TFX 1.16 supports >=3.9,<3.11); PYTHON=/path/to/python3.10 overrides the search.
 
@@ -28,12 +28,12 @@ echo "Install one (pyenv install 3.10, or your OS's python3.10), or run: make PY
 exit 1
 endef
 
-.PHONY: demo test bench setup clean
+.PHONY: demo test bench bench-serving setup clean
 
 setup: $(STAMP)
 
 # Re-installs only when the lock or setup.py changed: a second run skips it.
-$(STAMP): requirements.lock setup.py
+$(STAMP): requirements.lock setup.py pyproject.toml
 	@py="$$( $(FIND_PYTHON) )" || exit 1; \
 	echo "Using $$py ($$($$py --version 2>&1))"; \
 	if [ ! -x $(BIN)/python ] || ! $(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then \
@@ -46,6 +46,7 @@ $(STAMP): requirements.lock setup.py
 
 demo: $(STAMP)
 	$(BIN)/tfxp run
+	$(BIN)/python -m serving.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -56,3 +57,7 @@ clean:
 # Benchmarks write JSON under outputs/bench/ (not timed tests: this machine is noisy).
 bench: $(STAMP)
 	$(BIN)/python -m pipeline.bench --out outputs/bench/pipeline.json
+
+# Needs a pushed model: run `make demo` first.
+bench-serving: $(STAMP)
+	$(BIN)/python -m serving.bench --model_base_path outputs/serving_model/taxi --out outputs/bench/serving.json

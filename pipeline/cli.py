@@ -262,5 +262,14 @@ def main() -> None:
     app(prog_name="tfxp")
 
 
+def _register_serving() -> None:
+    from serving.commands import register
+
+    register(app)
+
+
+_register_serving()
+
+
 if __name__ == "__main__":
     sys.exit(main())

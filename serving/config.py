@@ -1,0 +1,284 @@
+"""Server options: one frozen dataclass tree, validated on construction.
+
+Model lists come either from ``--model_name``/``--model_base_path`` or from a
+text-format ``ModelServerConfig`` (``models.config``), parsed with the protos
+that ship in tensorflow-serving-api, so one file serves both this server and
+the real TF Serving. Batching parameters use TF Serving's
+``--batching_parameters_file`` text format.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Literal
+
+logger = logging.getLogger(__name__)
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_LABEL = re.compile(r"[A-Za-z0-9_]+")
+MIB = 1024 * 1024
+
+
+def _fail(field: str, value: object, hint: str) -> None:
+    raise ValueError(f"{field}={value!r} is invalid: {hint}")
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionPolicy:
+    """Which numeric version directories to serve, as TF Serving's model_version_policy."""
+
+    kind: Literal["latest", "all", "specific"] = "latest"
+    num_versions: int = 1
+    versions: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("latest", "all", "specific"):
+            _fail("version_policy", self.kind, "use latest, all or specific")
+        if self.kind == "latest" and self.num_versions < 1:
+            _fail("latest.num_versions", self.num_versions, "serve at least 1 version")
+        if self.kind == "specific" and not self.versions:
+            _fail("specific.versions", self.versions, "list at least one version")
+
+    def select(self, versions: Iterable[int]) -> set[int]:
+        """The versions to serve out of those present on disk."""
+        present = sorted(set(versions), reverse=True)
+        if self.kind == "latest":
+            return set(present[: self.num_versions])
+        if self.kind == "all":
+            return set(present)
+        return set(present) & set(self.versions)
+
+    def describe(self) -> str:
+        if self.kind == "latest":
+            return f"latest {self.num_versions}"
+        if self.kind == "specific":
+            return "specific " + ",".join(str(v) for v in self.versions)
+        return "all"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One served model: a name (a lookup key only) and the base path it is polled from."""
+
+    name: str
+    base_path: str
+    policy: VersionPolicy = dataclasses.field(default_factory=VersionPolicy)
+    labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _MODEL_NAME.fullmatch(self.name or ""):
+            _fail("model name", self.name, "use letters, digits, '_', '-' or '.'")
+        if not self.base_path:
+            _fail(
+                f"base_path of model {self.name!r}", self.base_path, "give the directory the Pusher writes to"
+            )
+        for label, version in self.labels.items():
+            if not _LABEL.fullmatch(label):
+                _fail(f"version label of model {self.name!r}", label, "labels match [a-zA-Z0-9_]+")
+            if version < 0:
+                _fail(f"version label {label!r} of model {self.name!r}", version, "versions are >= 0")
+        object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
+
+
+@dataclasses.dataclass(frozen=True)
+class BatchingOptions:
+    """Server-side batching, as TF Serving's BatchingParameters."""
+
+    max_batch_size: int = 128
+    # 0: a free worker takes whatever has queued up, without waiting for more.
+    batch_timeout_micros: int = 0
+    # 0: use ServerOptions.inference_threads.
+    num_batch_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.max_batch_size < 1:
+            _fail("max_batch_size", self.max_batch_size, "must be >= 1")
+        if self.batch_timeout_micros < 0:
+            _fail("batch_timeout_micros", self.batch_timeout_micros, "must be >= 0")
+        if self.num_batch_threads < 0:
+            _fail("num_batch_threads", self.num_batch_threads, "must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class RequestLogOptions:
+    """Sampled request/response logging to TFRecord files of tf.Example (TFDV reads them)."""
+
+    directory: str = ""  # empty: logging off
+    sampling_rate: float = 0.0
+    max_file_bytes: int = 64 * MIB
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sampling_rate <= 1.0:
+            _fail("request_log_sampling_rate", self.sampling_rate, "use a fraction in [0, 1]")
+        if self.max_file_bytes < 4096:
+            _fail("request_log_max_file_bytes", self.max_file_bytes, "use at least 4096 bytes")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.directory) and self.sampling_rate > 0
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerOptions:
+    """Everything ``tfxp serve`` is configured with. Flag names follow TF Serving's."""
+
+    models: tuple[ModelSpec, ...] = ()
+    model_config_file: str = ""  # if set, models come from (and are reloaded from) it
+    model_config_file_poll_wait_seconds: float = 0.0  # 0: read the config file once
+    host: str = "127.0.0.1"
+    port: int = 8500  # gRPC; 0 picks a free port
+    rest_api_port: int | None = 8501  # None disables REST; 0 picks a free port
+    file_system_poll_wait_seconds: float = 1.0
+    rest_api_timeout_in_ms: int = 30_000
+    enable_batching: bool = False
+    batching: BatchingOptions = dataclasses.field(default_factory=BatchingOptions)
+    inference_threads: int = dataclasses.field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    # Requests admitted at once (queued or running) over REST and gRPC together.
+    max_queued_requests: int = 128
+    max_request_bytes: int = 8 * MIB
+    request_log: RequestLogOptions = dataclasses.field(default_factory=RequestLogOptions)
+    tensorflow_intra_op_parallelism: int = 0
+    tensorflow_inter_op_parallelism: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.models and not self.model_config_file:
+            _fail("models", self.models, "give --model_name and --model_base_path, or --model_config_file")
+        names = [m.name for m in self.models]
+        if len(names) != len(set(names)):
+            _fail("models", names, "model names must be unique")
+        for field in ("port",):
+            value = getattr(self, field)
+            if not 0 <= value <= 65535:
+                _fail(field, value, "use a TCP port (0 picks a free one)")
+        if self.rest_api_port is not None and not 0 <= self.rest_api_port <= 65535:
+            _fail("rest_api_port", self.rest_api_port, "use a TCP port (0 picks a free one)")
+        if self.file_system_poll_wait_seconds <= 0:
+            _fail("file_system_poll_wait_seconds", self.file_system_poll_wait_seconds, "must be > 0")
+        if self.model_config_file_poll_wait_seconds < 0:
+            _fail(
+                "model_config_file_poll_wait_seconds",
+                self.model_config_file_poll_wait_seconds,
+                "must be >= 0",
+            )
+        if self.rest_api_timeout_in_ms <= 0:
+            _fail("rest_api_timeout_in_ms", self.rest_api_timeout_in_ms, "must be > 0")
+        if self.inference_threads < 1:
+            _fail("inference_threads", self.inference_threads, "must be >= 1")
+        if self.max_queued_requests < 1:
+            _fail("max_queued_requests", self.max_queued_requests, "must be >= 1")
+        if self.max_request_bytes < 1024:
+            _fail("max_request_bytes", self.max_request_bytes, "use at least 1024 bytes")
+
+    @property
+    def worker_threads(self) -> int:
+        """Threads that run model calls."""
+        if self.enable_batching and self.batching.num_batch_threads:
+            return self.batching.num_batch_threads
+        return self.inference_threads
+
+
+def single_model(name: str, base_path: str) -> tuple[ModelSpec, ...]:
+    """The model list of ``--model_name`` / ``--model_base_path``."""
+    return (ModelSpec(name, str(Path(base_path).expanduser().resolve())),)
+
+
+def parse_model_config(text: str, source: str = "<model config>") -> tuple[ModelSpec, ...]:
+    """Parse a text-format ``tensorflow.serving.ModelServerConfig`` into model specs."""
+    from google.protobuf import text_format
+    from tensorflow_serving.config import model_server_config_pb2
+
+    config = model_server_config_pb2.ModelServerConfig()
+    try:
+        text_format.Parse(text, config)
+    except text_format.ParseError as exc:
+        raise ValueError(f"{source}: not a text-format ModelServerConfig: {exc}") from exc
+    return specs_from_proto(config, source)
+
+
+def specs_from_proto(config, source: str) -> tuple[ModelSpec, ...]:  # type: ignore[no-untyped-def]
+    """Model specs of a ``tensorflow.serving.ModelServerConfig`` message."""
+    if config.WhichOneof("config") != "model_config_list":
+        raise ValueError(f"{source}: only model_config_list is supported (custom_model_config is not)")
+    specs = []
+    for mc in config.model_config_list.config:
+        where = f"{source}: model {mc.name or '<unnamed>'!r}"
+        if mc.model_platform not in ("tensorflow", ""):
+            raise ValueError(
+                f'{where}: model_platform {mc.model_platform!r} is not supported; use "tensorflow"'
+            )
+        base_path = mc.base_path
+        if base_path and not base_path.startswith(("/", "gs://", "s3://")):
+            # TF Serving resolves relative paths against its working directory;
+            # anchor them at the config file instead, so the file is portable.
+            base_path = str((Path(source).parent / base_path).resolve())
+        try:
+            specs.append(
+                ModelSpec(mc.name, base_path, _policy(mc.model_version_policy), dict(mc.version_labels))
+            )
+        except ValueError as exc:
+            raise ValueError(f"{where}: {exc}") from exc
+    if not specs:
+        raise ValueError(f"{source}: model_config_list has no config entries")
+    names = [s.name for s in specs]
+    if len(names) != len(set(names)):
+        raise ValueError(f"{source}: model names must be unique, got {names}")
+    return tuple(specs)
+
+
+def _policy(proto) -> VersionPolicy:  # type: ignore[no-untyped-def]
+    kind = proto.WhichOneof("policy_choice")
+    if kind == "all":
+        return VersionPolicy("all")
+    if kind == "specific":
+        return VersionPolicy("specific", versions=tuple(proto.specific.versions))
+    if kind == "latest":
+        return VersionPolicy("latest", num_versions=proto.latest.num_versions or 1)
+    return VersionPolicy()
+
+
+def load_model_config_file(path: str | Path) -> tuple[ModelSpec, ...]:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read --model_config_file {path}: {exc.strerror}") from exc
+    return parse_model_config(text, str(path))
+
+
+_BATCHING_FIELD = re.compile(r"(\w+)\s*:?\s*\{\s*value\s*:\s*([^\s}]+)\s*\}")
+_BATCHING_IGNORED = {
+    "max_enqueued_batches",  # this server bounds admitted requests instead (max_queued_requests)
+    "allowed_batch_sizes",
+    "pad_variable_length_inputs",
+    "enable_large_batch_splitting",
+    "max_execution_batch_size",
+}
+
+
+def parse_batching_parameters(text: str, source: str = "<batching parameters>") -> BatchingOptions:
+    """Read TF Serving's batching parameters file (``max_batch_size { value: 128 }`` ...)."""
+    stripped = re.sub(r"#.*", "", text)
+    values: dict[str, int] = {}
+    for name, raw in _BATCHING_FIELD.findall(stripped):
+        if name in _BATCHING_IGNORED:
+            logger.info("%s: %s is not used by this server", source, name)
+            continue
+        if name not in ("max_batch_size", "batch_timeout_micros", "num_batch_threads"):
+            raise ValueError(f"{source}: unknown batching parameter {name!r}")
+        try:
+            values[name] = int(raw)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {name} must be an integer, got {raw!r}") from exc
+    leftover = _BATCHING_FIELD.sub("", stripped)
+    leftover = re.sub(r"allowed_batch_sizes\s*:\s*\d+|\w+\s*:\s*(true|false)", "", leftover).strip()
+    if leftover:
+        raise ValueError(
+            f"{source}: cannot parse {leftover[:60]!r}; expected lines like 'max_batch_size {{ value: 128 }}'"
+        )
+    return BatchingOptions(**values)

@@ -1,0 +1,248 @@
+"""TF Serving's gRPC API: tensorflow.serving.PredictionService and ModelService.
+
+Implemented on the servicer bases that ship in tensorflow-serving-api, so the
+stock stubs (``prediction_service_pb2_grpc.PredictionServiceStub``...) work
+unchanged. Failures abort with the same canonical code REST maps to HTTP.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from serving.config import specs_from_proto
+from serving.errors import Code, ServingError, invalid
+from serving.inference import (
+    check_predict_inputs,
+    classification_results,
+    classify_signature,
+    example_inputs,
+    filter_outputs,
+    regress_signature,
+    regression_results,
+    serialized_examples,
+)
+from serving.service import ServingCore, metadata_response, status_response
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class _Base:
+    def __init__(self, core: ServingCore) -> None:
+        self.core = core
+
+    def _handle(
+        self, api: str, spec: Any, context: grpc.ServicerContext, fn: Callable[..., T], admit: bool
+    ) -> T:
+        started = time.perf_counter()
+        model = self.core.metric_model_name(spec.name)
+        version_box: list[int | None] = [None]
+        status = Code.CANCELLED.name
+        try:
+            with self.core.admission("GRPC") if admit else contextlib.nullcontext():
+                result = fn(version_box)
+            status = "OK"
+            return result
+        except ServingError as exc:
+            status = exc.code.name
+            context.abort(grpc.StatusCode[exc.code.name], exc.message)
+            raise  # unreachable: abort raises
+        except Exception as exc:  # noqa: BLE001 - answer INTERNAL and log it; never drop a request silently
+            status = Code.INTERNAL.name
+            logger.exception("gRPC %s failed", api)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            self.core.metrics.observe(
+                model, version_box[0], api, "GRPC", status, time.perf_counter() - started
+            )
+
+    def _resolve(self, spec: Any, box: list[int | None]) -> Any:
+        choice = spec.WhichOneof("version_choice")
+        version = spec.version.value if choice == "version" else None
+        label = spec.version_label if choice == "version_label" else None
+        if not spec.name:
+            raise invalid("model_spec.name is empty: name the model to query")
+        servable = self.core.resolve(spec.name, version, label)
+        box[0] = servable.version
+        return servable
+
+    def _result(self, future: futures.Future, deadline: float | None) -> Any:
+        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+        try:
+            return future.result(timeout)
+        except futures.TimeoutError:
+            future.cancel()
+            raise ServingError(
+                Code.DEADLINE_EXCEEDED, "Deadline exceeded: the client's deadline passed"
+            ) from None
+
+
+def _deadline(context: grpc.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
+
+
+def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
+    out.name = servable.model_name
+    out.version.value = servable.version
+    out.signature_name = signature_name
+
+
+class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+        import tensorflow as tf
+
+        def run(box: list[int | None]) -> Any:
+            servable = self._resolve(request.model_spec, box)
+            sig = servable.signature(request.model_spec.signature_name)
+            inputs = {}
+            for key, proto in request.inputs.items():
+                try:
+                    inputs[key] = tf.make_ndarray(proto)
+                except (TypeError, ValueError) as exc:
+                    raise invalid(f"input {key!r}: malformed TensorProto: {exc}") from exc
+            rows = check_predict_inputs(sig, inputs)
+            deadline = _deadline(context)
+            outputs = self._result(self.core.submit(servable, sig, inputs, rows, deadline), deadline)
+            outputs = filter_outputs(sig, outputs, request.output_filter)
+            response = predict_pb2.PredictResponse()
+            _fill_spec(response.model_spec, servable, sig.name)
+            for key, value in outputs.items():
+                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+            self.core.maybe_log(servable, sig, inputs, outputs)
+            return response
+
+        return self._handle("predict", request.model_spec, context, run, admit=True)
+
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run(box: list[int | None]) -> Any:
+            servable = self._resolve(request.model_spec, box)
+            sig = classify_signature(servable, request.model_spec.signature_name)
+            examples = serialized_examples(request.input)
+            inputs = example_inputs(sig, examples)
+            deadline = _deadline(context)
+            outputs = self._result(self.core.submit(servable, sig, inputs, len(examples), deadline), deadline)
+            response = classification_pb2.ClassificationResponse()
+            _fill_spec(response.model_spec, servable, sig.name)
+            for classes in classification_results(sig, outputs):
+                entry = response.result.classifications.add()
+                for label, score in classes:
+                    entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
+            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
+            return response
+
+        return self._handle("classify", request.model_spec, context, run, admit=True)
+
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run(box: list[int | None]) -> Any:
+            servable = self._resolve(request.model_spec, box)
+            sig = regress_signature(servable, request.model_spec.signature_name)
+            examples = serialized_examples(request.input)
+            inputs = example_inputs(sig, examples)
+            deadline = _deadline(context)
+            outputs = self._result(self.core.submit(servable, sig, inputs, len(examples), deadline), deadline)
+            response = regression_pb2.RegressionResponse()
+            _fill_spec(response.model_spec, servable, sig.name)
+            for value in regression_results(sig, outputs):
+                response.result.regressions.add(value=value)
+            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
+            return response
+
+        return self._handle("regress", request.model_spec, context, run, admit=True)
+
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run(box: list[int | None]) -> Any:
+            raise ServingError(
+                Code.UNIMPLEMENTED, "MultiInference is not supported: call Classify or Regress"
+            )
+
+        return self._handle("multi_inference", request.model_spec, context, run, admit=False)
+
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run(box: list[int | None]) -> Any:
+            fields = list(request.metadata_field)
+            if not fields:
+                raise invalid(
+                    "GetModelMetadataRequest must specify at least one metadata_field: use 'signature_def'"
+                )
+            unsupported = [f for f in fields if f != "signature_def"]
+            if unsupported:
+                raise invalid(f"Metadata field {unsupported[0]} is not supported: use 'signature_def'")
+            response: get_model_metadata_pb2.GetModelMetadataResponse = metadata_response(
+                self._resolve(request.model_spec, box)
+            )  # type: ignore[assignment]
+            return response
+
+        return self._handle("metadata", request.model_spec, context, run, admit=False)
+
+
+class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        def run(box: list[int | None]) -> Any:
+            spec = request.model_spec
+            if not spec.name:
+                raise invalid("model_spec.name is empty: name the model to query")
+            choice = spec.WhichOneof("version_choice")
+            version = spec.version.value if choice == "version" else None
+            label = spec.version_label if choice == "version_label" else None
+            response: get_model_status_pb2.GetModelStatusResponse = status_response(
+                self.core.manager.statuses(spec.name, version, label)
+            )  # type: ignore[assignment]
+            return response
+
+        return self._handle("status", request.model_spec, context, run, admit=False)
+
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            specs = specs_from_proto(request.config, "ReloadConfigRequest")
+        except ValueError as exc:
+            response.status.error_code = Code.INVALID_ARGUMENT.value
+            response.status.error_message = str(exc)
+            return response
+        problems = self.core.manager.apply_config(specs)
+        if problems:
+            response.status.error_code = Code.FAILED_PRECONDITION.value
+            response.status.error_message = "; ".join(problems)
+        return response
+
+
+def create_grpc_server(core: ServingCore, host: str, port: int) -> tuple[grpc.Server, int]:
+    """A started-ready (not started) gRPC server and the port it bound."""
+    limit = core.options.max_queued_requests
+    server = grpc.server(
+        # Enough threads to refuse excess inference calls quickly (admission answers UNAVAILABLE,
+        # as REST answers 503) and to keep status/metadata calls flowing under load.
+        futures.ThreadPoolExecutor(max_workers=min(limit + 8, 64), thread_name_prefix="grpc"),
+        # A hard cap on RPCs held at once, and so on request memory (gRPC answers RESOURCE_EXHAUSTED).
+        maximum_concurrent_rpcs=limit + 32,
+        options=[
+            ("grpc.max_receive_message_length", core.options.max_request_bytes),
+            ("grpc.max_send_message_length", 256 * 1024 * 1024),
+        ],
+    )
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
+    address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+    bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {address}: the port is in use or the address is invalid")
+    return server, bound

@@ -1,0 +1,375 @@
+"""One loaded model version (a servable): its signatures, and predict/classify/regress on it.
+
+The checks and messages follow TF Serving's predict_util / classifier /
+regressor, with the offending input named and the fix said.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.codec import TensorSpec
+from serving.errors import Code, ServingError, code_from_tf_error, invalid
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SIGNATURE = "serving_default"
+PREDICT_METHOD = "tensorflow/serving/predict"
+CLASSIFY_METHOD = "tensorflow/serving/classify"
+REGRESS_METHOD = "tensorflow/serving/regress"
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
+
+
+class LoadError(Exception):
+    """A version that cannot be served; ``code`` is reported in its status."""
+
+    def __init__(self, code: Code, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    name: str
+    method_name: str
+    inputs: Mapping[str, TensorSpec]
+    outputs: Mapping[str, TensorSpec]
+    fn: Any  # a ConcreteFunction; None for entries that cannot be called (__saved_model_init_op)
+    tf_dtypes: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # input key -> tf.DType
+
+    @property
+    def batchable(self) -> bool:
+        """Whether requests can be concatenated along dimension 0 and split back."""
+        specs = list(self.inputs.values()) + list(self.outputs.values())
+        return bool(self.inputs) and all(
+            s.shape is not None and len(s.shape) >= 1 and s.shape[0] == -1 for s in specs
+        )
+
+
+class Servable:
+    """A loaded SavedModel version. Immutable once built; shared by in-flight requests."""
+
+    def __init__(self, model_name: str, version: int, path: Path, signature_defs: Any, loaded: Any) -> None:
+        self.model_name = model_name
+        self.version = version
+        self.path = path
+        self.signature_defs = signature_defs  # tensorflow.serving.SignatureDefMap
+        self._loaded = loaded  # keeps the functions' captured resources alive
+        from tensorflow.python.framework import dtypes
+
+        fns = getattr(loaded, "signatures", {})
+        self.signatures = {
+            key: Signature(
+                key,
+                sd.method_name,
+                _specs(sd.inputs),
+                _specs(sd.outputs),
+                fns[key] if key in fns else None,
+                # DType objects, not names: converting by name costs ~30 us per input and call.
+                {k: dtypes.as_dtype(info.dtype) for k, info in sd.inputs.items() if info.dtype},
+            )
+            for key, sd in signature_defs.signature_def.items()
+        }
+
+    def signature(self, name: str) -> Signature:
+        key = name or DEFAULT_SIGNATURE
+        sig = self.signatures.get(key)
+        if sig is None or sig.fn is None:
+            callable_names = sorted(k for k, s in self.signatures.items() if s.fn is not None)
+            raise invalid(
+                f'Serving signature name: "{key}" not found in signature def of model {self.model_name!r} '
+                f"version {self.version}; its signatures are: {', '.join(callable_names) or 'none'}"
+            )
+        return sig
+
+    def call(self, sig: Signature, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one signature on already-checked inputs."""
+        import tensorflow as tf
+
+        try:
+            tensors = {k: tf.constant(v, dtype=sig.tf_dtypes[k]) for k, v in inputs.items()}
+            result = sig.fn(**tensors)
+        except tf.errors.OpError as exc:
+            raise ServingError(code_from_tf_error(exc.error_code), _first_line(exc.message)) from exc
+        except (TypeError, ValueError) as exc:
+            raise invalid(f"signature {sig.name!r}: {exc}") from exc
+        return {k: v.numpy() for k, v in result.items()}
+
+    def __repr__(self) -> str:
+        return f"Servable({self.model_name!r}, {self.version})"
+
+
+def _first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else "model call failed"
+
+
+def _specs(infos: Mapping[str, Any]) -> dict[str, TensorSpec]:
+    from tensorflow.python.framework import dtypes
+
+    out = {}
+    for key, info in infos.items():
+        dtype = dtypes.as_dtype(info.dtype).name if info.dtype else "invalid"
+        shape = None if info.tensor_shape.unknown_rank else tuple(d.size for d in info.tensor_shape.dim)
+        out[key] = TensorSpec(key, dtype, shape)
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+def load_servable(model_name: str, version: int, path: Path) -> Servable:
+    """Load one version directory; raises LoadError saying what is wrong with it."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    pb, pbtxt = path / "saved_model.pb", path / "saved_model.pbtxt"
+    if not pb.is_file() and not pbtxt.is_file():
+        raise LoadError(
+            Code.NOT_FOUND,
+            f"no saved_model.pb in {path}: the version is incomplete (still being copied?). "
+            "Push versions atomically: write to a hidden temporary directory, then rename it.",
+        )
+    from google.protobuf import message, text_format
+
+    saved_model = saved_model_pb2.SavedModel()
+    try:
+        if pb.is_file():
+            saved_model.ParseFromString(pb.read_bytes())
+        else:
+            text_format.Parse(pbtxt.read_text(), saved_model)
+    except (message.DecodeError, text_format.ParseError, OSError) as exc:
+        raise LoadError(Code.DATA_LOSS, f"{pb if pb.is_file() else pbtxt} is corrupt: {exc}") from exc
+    graphs = [mg for mg in saved_model.meta_graphs if "serve" in mg.meta_info_def.tags]
+    if not graphs:
+        raise LoadError(Code.NOT_FOUND, f"{path} has no MetaGraph tagged 'serve'")
+    signature_defs = get_model_metadata_pb2.SignatureDefMap()
+    for key, sd in graphs[0].signature_def.items():
+        signature_defs.signature_def[key].CopyFrom(sd)
+    try:
+        loaded = tf.saved_model.load(str(path), tags=["serve"])
+    except Exception as exc:  # noqa: BLE001 - TF raises many types on a corrupt model (IndexError on a
+        # truncated variables file); all mean "do not serve this version", and the caller reports it.
+        message = exc.message if isinstance(exc, tf.errors.OpError) else f"{type(exc).__name__}: {exc}"
+        raise LoadError(Code.DATA_LOSS, f"cannot load SavedModel {path}: {_first_line(message)}") from exc
+    return Servable(model_name, version, path, signature_defs, loaded)
+
+
+def warm_up(servable: Servable) -> int:
+    """Replay ``assets.extra/tf_serving_warmup_requests`` (TFRecord of PredictionLog)."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    path = servable.path / WARMUP_FILE
+    if not path.is_file():
+        return 0
+    count = 0
+    try:
+        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+            count += 1
+            if count > MAX_WARMUP_RECORDS:
+                raise LoadError(
+                    Code.INVALID_ARGUMENT, f"{path}: more than {MAX_WARMUP_RECORDS} warmup records"
+                )
+            log = prediction_log_pb2.PredictionLog.FromString(record)
+            _replay(servable, log)
+    except tf.errors.OpError as exc:
+        raise LoadError(
+            Code.DATA_LOSS, f"{path}: unreadable warmup file: {_first_line(exc.message)}"
+        ) from exc
+    except ServingError as exc:
+        raise LoadError(exc.code, f"warmup request {count} in {path} failed: {exc.message}") from exc
+    return count
+
+
+def _replay(servable: Servable, log: Any) -> None:
+    import tensorflow as tf
+
+    kind = log.WhichOneof("log_type")
+    if kind == "predict_log":
+        req = log.predict_log.request
+        sig = servable.signature(req.model_spec.signature_name)
+        inputs = {k: tf.make_ndarray(v) for k, v in req.inputs.items()}
+        check_predict_inputs(sig, inputs)
+        servable.call(sig, inputs)
+    elif kind == "classify_log":
+        req = log.classify_log.request
+        sig = classify_signature(servable, req.model_spec.signature_name)
+        classification_results(sig, servable.call(sig, example_inputs(sig, serialized_examples(req.input))))
+    elif kind == "regress_log":
+        req = log.regress_log.request
+        sig = regress_signature(servable, req.model_spec.signature_name)
+        regression_results(sig, servable.call(sig, example_inputs(sig, serialized_examples(req.input))))
+    else:
+        raise ServingError(Code.UNIMPLEMENTED, f"warmup records of type {kind} are not supported")
+
+
+# ---------------------------------------------------------------------------
+# Predict
+
+
+def check_predict_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> int | None:
+    """Check names, dtypes and shapes against the signature; return the common batch size if any."""
+    missing = sorted(set(sig.inputs) - set(inputs))
+    extra = sorted(set(inputs) - set(sig.inputs))
+    if missing or extra:
+        raise invalid(
+            f"signature {sig.name!r} takes inputs {', '.join(sorted(sig.inputs))};"
+            + (f" missing: {', '.join(missing)}" if missing else "")
+            + (f" unexpected: {', '.join(extra)}" if extra else "")
+        )
+    batch: set[int] = set()
+    for key, arr in inputs.items():
+        spec = sig.inputs[key]
+        if not _dtype_ok(arr, spec):
+            raise invalid(
+                f"input {key!r}: got dtype {_dtype_name(arr)}, the signature expects {spec.describe()}"
+            )
+        if spec.shape is not None:
+            if arr.ndim != len(spec.shape) or any(
+                d not in (-1, n) for d, n in zip(spec.shape, arr.shape, strict=True)
+            ):
+                raise invalid(
+                    f"input {key!r}: got shape {list(arr.shape)}, the signature expects {spec.describe()}"
+                    + (" (row format: one scalar per instance)" if len(spec.shape) == 1 else "")
+                )
+        if arr.ndim:
+            batch.add(arr.shape[0])
+    if sig.batchable and len(batch) > 1:
+        raise invalid(f"inputs of signature {sig.name!r} have different batch sizes {sorted(batch)}")
+    return batch.pop() if len(batch) == 1 else None
+
+
+def _dtype_ok(arr: np.ndarray, spec: TensorSpec) -> bool:
+    if spec.dtype == "string":
+        return arr.dtype.kind in "OSU"
+    if spec.dtype == "bfloat16":
+        return arr.dtype.kind == "f"
+    return arr.dtype == np.dtype(spec.np_dtype)
+
+
+def _dtype_name(arr: np.ndarray) -> str:
+    return "string" if arr.dtype.kind in "OSU" else str(arr.dtype)
+
+
+def filter_outputs(
+    sig: Signature, outputs: dict[str, np.ndarray], wanted: Iterable[str]
+) -> dict[str, np.ndarray]:
+    wanted = list(wanted)
+    if not wanted:
+        return outputs
+    unknown = [w for w in wanted if w not in outputs]
+    if unknown:
+        raise invalid(
+            f"output_filter names {', '.join(unknown)}, which are not outputs of {sig.name!r} "
+            f"({', '.join(sorted(outputs))})"
+        )
+    return {k: outputs[k] for k in wanted}
+
+
+# ---------------------------------------------------------------------------
+# Classify and regress
+
+
+def _method_signature(servable: Servable, name: str, method: str, api: str) -> Signature:
+    sig = servable.signature(name)
+    if sig.method_name != method:
+        supporting = sorted(k for k, s in servable.signatures.items() if s.method_name == method)
+        raise invalid(
+            f"signature {sig.name!r} of model {servable.model_name!r} does not support {api}: "
+            f"its method_name is {sig.method_name!r}, {api} needs {method!r}. "
+            + (
+                f"Signatures that support {api}: {', '.join(supporting)}."
+                if supporting
+                else f"This model has no {api} signature; use :predict."
+            )
+        )
+    if len(sig.inputs) != 1 or next(iter(sig.inputs.values())).dtype != "string":
+        raise invalid(
+            f"{api} signature {sig.name!r} must have exactly one string input (serialized tf.Examples)"
+        )
+    return sig
+
+
+def classify_signature(servable: Servable, name: str) -> Signature:
+    sig = _method_signature(servable, name, CLASSIFY_METHOD, "classify")
+    if "classes" not in sig.outputs and "scores" not in sig.outputs:
+        raise invalid(f"classify signature {sig.name!r} has neither a 'classes' nor a 'scores' output")
+    return sig
+
+
+def regress_signature(servable: Servable, name: str) -> Signature:
+    sig = _method_signature(servable, name, REGRESS_METHOD, "regress")
+    if "outputs" not in sig.outputs:
+        raise invalid(f"regress signature {sig.name!r} has no 'outputs' output")
+    return sig
+
+
+def serialized_examples(input_proto: Any) -> list[bytes]:
+    """A tensorflow.serving.Input as serialized tf.Examples (context merged in)."""
+    kind = input_proto.WhichOneof("kind")
+    if kind == "example_list":
+        return [e.SerializeToString() for e in input_proto.example_list.examples]
+    if kind == "example_list_with_context":
+        ctx = input_proto.example_list_with_context.context.SerializeToString()
+        return [ctx + e.SerializeToString() for e in input_proto.example_list_with_context.examples]
+    raise invalid("Input is empty: set example_list or example_list_with_context")
+
+
+def example_inputs(sig: Signature, examples: list[bytes]) -> dict[str, np.ndarray]:
+    if not examples:
+        raise invalid("no examples to score: send at least one")
+    arr = np.empty(len(examples), dtype=np.object_)
+    arr[:] = examples
+    return {next(iter(sig.inputs)): arr}
+
+
+def classification_results(
+    sig: Signature, outputs: Mapping[str, np.ndarray]
+) -> list[list[tuple[bytes, float]]]:
+    """Per example: (label, score) pairs, as TF Serving's ClassificationResult."""
+    classes, scores = outputs.get("classes"), outputs.get("scores")
+    ref = scores if scores is not None else classes
+    assert ref is not None
+    if ref.ndim == 1:
+        ref = ref.reshape(-1, 1)
+    n, k = ref.shape[0], ref.shape[1]
+    if classes is not None:
+        classes = classes.reshape(n, -1)
+    if scores is not None:
+        scores = scores.reshape(n, -1)
+        if classes is not None and classes.shape != scores.shape:
+            raise ServingError(
+                Code.INVALID_ARGUMENT, f"classes {classes.shape} and scores {scores.shape} differ in shape"
+            )
+    return [
+        [
+            (
+                classes[i, j] if classes is not None else b"",
+                float(scores[i, j]) if scores is not None else 0.0,
+            )
+            for j in range(k)
+        ]
+        for i in range(n)
+    ]
+
+
+def regression_results(sig: Signature, outputs: Mapping[str, np.ndarray]) -> list[float]:
+    values = outputs["outputs"]
+    if values.ndim == 2 and values.shape[1] == 1:
+        values = values[:, 0]
+    if values.ndim != 1:
+        raise ServingError(
+            Code.INVALID_ARGUMENT,
+            f"regression outputs must be [batch] or [batch, 1], got {list(values.shape)}",
+        )
+    return [float(v) for v in values]

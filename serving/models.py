@@ -1,0 +1,303 @@
+"""Model versions as TF Serving manages them: discover, load, warm up, swap, unload.
+
+- Only numeric subdirectories of a model's base path are versions; hidden
+  ``.tmp-*`` push directories and anything else are ignored.
+- The version policy (latest N, all, specific) picks which versions to serve.
+- Availability first: a new version is loaded and warmed up before any old one
+  is unloaded, and requests see the switch atomically.
+- A version that fails to load is never served; its status says why, and the
+  versions already serving keep serving. It is retried only once its
+  directory changes (e.g. the copy finished), so a broken push does not loop.
+- Version labels map to versions that are AVAILABLE; a label pointing at an
+  unavailable version is refused, as TF Serving does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from serving.config import ModelSpec
+from serving.errors import Code, not_found
+from serving.inference import LoadError, Servable, load_servable, warm_up
+
+logger = logging.getLogger(__name__)
+
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+_KEEP_ENDED = 10  # END entries kept in status per model
+
+StateListener = Callable[[str, int, str], None]
+
+
+@dataclasses.dataclass(frozen=True)
+class VersionStatus:
+    version: int
+    state: str
+    error_code: Code | None = None  # None: OK
+    error_message: str = ""
+    fingerprint: tuple = ()  # of the directory when a load failed
+
+
+class _Model:
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+        # Replaced wholesale (never mutated) so request threads read a consistent snapshot.
+        self.servables: dict[int, Servable] = {}
+        self.statuses: dict[int, VersionStatus] = {}
+        self.labels: dict[str, int] = {}
+        self.missing_base_path_logged = False
+
+
+class ModelManager:
+    """Owns every served model; polls their base paths on a background thread."""
+
+    def __init__(
+        self,
+        specs: Iterable[ModelSpec],
+        poll_seconds: float = 1.0,
+        on_state: StateListener | None = None,
+    ) -> None:
+        self._models: dict[str, _Model] = {s.name: _Model(s) for s in specs}
+        self._poll_seconds = poll_seconds
+        self._on_state = on_state
+        self._poll_lock = threading.Lock()  # one poll/config change at a time
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    def start(self) -> None:
+        """Load what is on disk now, then keep polling in the background."""
+        self.poll()
+        for model in self._models.values():
+            self._apply_labels(model, dict(model.spec.labels))
+        self._thread = threading.Thread(target=self._run, name="model-poller", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
+        with self._poll_lock:
+            for model in self._models.values():
+                for version in sorted(model.servables):
+                    self._unload(model, version)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._poll_seconds):
+            try:
+                self.poll()
+            except OSError as exc:
+                logger.error("polling model directories failed: %s", exc)
+
+    # -- polling -----------------------------------------------------------
+
+    def poll(self) -> None:
+        """One pass over every model's base path: load new versions, then unload retired ones."""
+        with self._poll_lock:
+            for model in list(self._models.values()):
+                if self._stop.is_set():
+                    return
+                self._poll_model(model)
+
+    def _poll_model(self, model: _Model) -> None:
+        on_disk = self._scan(model)
+        aspired = self._aspired(model, on_disk)
+        for version in sorted(aspired - set(model.servables), reverse=True):
+            if self._stop.is_set():
+                return
+            self._load(model, version, on_disk[version])
+        # Recompute: versions that just failed must not displace serving ones.
+        aspired = self._aspired(model, on_disk)
+        for version in sorted(set(model.servables) - aspired):
+            self._unload(model, version)
+        self._prune(model, on_disk)
+
+    def _scan(self, model: _Model) -> dict[int, Path]:
+        base = Path(model.spec.base_path)
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            if not model.missing_base_path_logged:
+                logger.warning(
+                    "model %r: base path %s does not exist (yet); nothing to serve", model.spec.name, base
+                )
+                model.missing_base_path_logged = True
+            return {}
+        model.missing_base_path_logged = False
+        return {int(e.name): Path(e.path) for e in entries if e.name.isdigit() and e.is_dir()}
+
+    def _aspired(self, model: _Model, on_disk: dict[int, Path]) -> set[int]:
+        failed = {
+            v
+            for v, st in model.statuses.items()
+            if st.error_code is not None and v in on_disk and st.fingerprint == _fingerprint(on_disk[v])
+        }
+        return model.spec.policy.select(set(on_disk) - failed)
+
+    def _load(self, model: _Model, version: int, path: Path) -> None:
+        name = model.spec.name
+        self._set_status(model, VersionStatus(version, LOADING))
+        logger.info("model %r: loading version %d from %s", name, version, path)
+        started = time.monotonic()
+        try:
+            servable = load_servable(name, version, path)
+            warmed = warm_up(servable)
+        except LoadError as exc:
+            logger.error(
+                "model %r: version %d failed to load and will not be served: %s", name, version, exc.message
+            )
+            self._set_status(model, VersionStatus(version, END, exc.code, exc.message, _fingerprint(path)))
+            return
+        model.servables = {**model.servables, version: servable}
+        self._set_status(model, VersionStatus(version, AVAILABLE))
+        logger.info(
+            "model %r: version %d AVAILABLE (%.1fs%s)",
+            name,
+            version,
+            time.monotonic() - started,
+            f", {warmed} warmup requests" if warmed else "",
+        )
+
+    def _unload(self, model: _Model, version: int) -> None:
+        self._set_status(model, VersionStatus(version, UNLOADING))
+        # In-flight requests hold their own reference; the version is freed when they finish.
+        model.servables = {v: s for v, s in model.servables.items() if v != version}
+        self._set_status(model, VersionStatus(version, END))
+        logger.info("model %r: version %d unloaded", model.spec.name, version)
+
+    def _set_status(self, model: _Model, status: VersionStatus) -> None:
+        model.statuses = {**model.statuses, status.version: status}
+        if self._on_state is not None:
+            self._on_state(model.spec.name, status.version, status.state)
+
+    def _prune(self, model: _Model, on_disk: dict[int, Path]) -> None:
+        ended = sorted(v for v, st in model.statuses.items() if st.state == END and v not in on_disk)
+        drop = set(ended[:-_KEEP_ENDED]) if len(ended) > _KEEP_ENDED else set()
+        if drop:
+            model.statuses = {v: st for v, st in model.statuses.items() if v not in drop}
+
+    # -- config and labels -------------------------------------------------
+
+    def apply_config(self, specs: Iterable[ModelSpec]) -> list[str]:
+        """Adopt a new model list (config reload). Returns the problems found (empty: all applied)."""
+        specs = list(specs)
+        problems: list[str] = []
+        with self._poll_lock:
+            old = self._models
+            new: dict[str, _Model] = {}
+            for spec in specs:
+                model = old.get(spec.name)
+                if model is None or model.spec.base_path != spec.base_path:
+                    model = _Model(spec)
+                else:
+                    model.spec = spec
+                new[spec.name] = model
+                self._poll_model(model)
+            self._models = new
+            for name, model in old.items():
+                if new.get(name) is not model:
+                    for version in sorted(model.servables):
+                        self._unload(model, version)
+            for model in new.values():
+                problems += self._apply_labels(model, dict(model.spec.labels))
+        return problems
+
+    def _apply_labels(self, model: _Model, labels: dict[str, int]) -> list[str]:
+        bad = {label: v for label, v in labels.items() if v not in model.servables}
+        if bad:
+            problems = [
+                f"model {model.spec.name!r}: label {label!r} -> version {v} refused: that version is not "
+                f"AVAILABLE ({self._describe(model, v)}); labels are kept as they were"
+                for label, v in sorted(bad.items())
+            ]
+            for p in problems:
+                logger.error("%s", p)
+            return problems
+        if labels != model.labels:
+            logger.info("model %r: version labels %s", model.spec.name, labels or "{}")
+        model.labels = labels
+        return []
+
+    def _describe(self, model: _Model, version: int) -> str:
+        st = model.statuses.get(version)
+        if st is None:
+            return "not found under the base path or not selected by the version policy"
+        return st.state + (f": {st.error_message}" if st.error_message else "")
+
+    # -- lookups (request path) --------------------------------------------
+
+    def model_names(self) -> list[str]:
+        return sorted(self._models)
+
+    def has_model(self, name: str) -> bool:
+        return name in self._models
+
+    def spec(self, name: str) -> ModelSpec:
+        return self._model(name).spec
+
+    def _model(self, name: str) -> _Model:
+        model = self._models.get(name)
+        if model is None:
+            raise not_found(f"Servable not found for request: model {name!r} is not served here")
+        return model
+
+    def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
+        """The servable a request addresses: a version, a label, or the latest available."""
+        model = self._model(name)
+        servables = model.servables
+        if label is not None:
+            version = model.labels.get(label)
+            if version is None:
+                known = ", ".join(f"{k}={v}" for k, v in sorted(model.labels.items())) or "none"
+                raise not_found(f"model {name!r} has no version label {label!r} (labels: {known})")
+        if version is not None:
+            servable = servables.get(version)
+            if servable is None:
+                raise not_found(
+                    f"Servable not found for request: version {version} of model {name!r} is not available "
+                    f"({self._describe(model, version)}); available: {sorted(servables) or 'none'}"
+                )
+            return servable
+        if not servables:
+            raise not_found(f"Servable not found for request: model {name!r} has no available version yet")
+        return servables[max(servables)]
+
+    def statuses(
+        self, name: str, version: int | None = None, label: str | None = None
+    ) -> list[VersionStatus]:
+        model = self._model(name)
+        if label is not None:
+            version = model.labels.get(label)
+            if version is None:
+                raise not_found(f"model {name!r} has no version label {label!r}")
+        statuses = model.statuses
+        if version is not None:
+            if version not in statuses:
+                raise not_found(f"Could not find version {version} of model {name!r}")
+            return [statuses[version]]
+        if not statuses:
+            raise not_found(f"Could not find any versions of model {name!r}")
+        return [statuses[v] for v in sorted(statuses, reverse=True)]
+
+    def labels(self, name: str) -> dict[str, int]:
+        return dict(self._model(name).labels)
+
+
+def _fingerprint(path: Path) -> tuple:
+    """What changes when a version directory is (re)written: names, sizes, mtimes."""
+    out = []
+    for root, _dirs, files in os.walk(path):
+        for f in files:
+            full = os.path.join(root, f)
+            try:
+                st = os.stat(full)
+            except FileNotFoundError:
+                continue
+            out.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+    return tuple(sorted(out))

@@ -1,0 +1,180 @@
+"""Serving fixtures: the pipeline's pushed model, a tiny TF1-style model, and servers that always stop.
+
+The tiny model is a real SavedModel built with TensorFlow's SavedModelBuilder.
+It has what the taxi model lacks: classify and regress signatures, several
+outputs (one ``*_bytes``), integer and 2-D inputs, and a "sleep" signature to
+make calls slow on purpose (overload and timeout tests).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import DATA_CSV
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+TINY_BIAS = 1.0
+
+
+def build_tiny_model(export_dir: Path) -> Path:
+    """A SavedModel with predict, classify and regress signatures (TF1 SavedModelBuilder)."""
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default(), v1.Session() as sess:
+        bias = v1.get_variable("bias", initializer=tf.constant(TINY_BIAS))
+        # serving_default: several inputs and outputs.
+        x = v1.placeholder(tf.float32, [None], name="x")
+        n = v1.placeholder(tf.int64, [None], name="n")
+        tag = v1.placeholder(tf.string, [None], name="tag")
+        default = v1.saved_model.predict_signature_def(
+            {"x": x, "n": n, "tag": tag},
+            {
+                "doubled": 2.0 * x,
+                "n_plus_one": n + 1,
+                "tag_bytes": tag,
+                "shout": tf.strings.upper(tag),
+            },
+        )
+        # single: one 2-D input, one output.
+        pairs = v1.placeholder(tf.float32, [None, 2], name="pairs")
+        single = v1.saved_model.predict_signature_def(
+            {"pairs": pairs}, {"sum": tf.reduce_sum(pairs, axis=1) + bias}
+        )
+        # sleep: waits `micros` (scalar) then echoes it; for overload and timeout tests.
+        micros = v1.placeholder(tf.int64, [], name="micros")
+        from tensorflow.python.data.experimental.ops import testing as data_testing
+
+        slept = (
+            tf.data.Dataset.range(1)
+            .apply(data_testing.sleep(micros))
+            .reduce(tf.constant(0, tf.int64), lambda a, b: a + b)
+        )
+        sleep = v1.saved_model.predict_signature_def({"micros": micros}, {"slept": slept + micros})
+        # classify / regress over serialized tf.Examples with one float feature "x".
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        fx = tf.io.parse_example(
+            serialized, {"x": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])}
+        )["x"]
+        p = tf.sigmoid(fx[:, 0])
+        scores = tf.stack([1.0 - p, p], axis=1)
+        classes = tf.tile(tf.constant([["neg", "pos"]]), [tf.shape(fx)[0], 1])
+        classify = v1.saved_model.classification_signature_def(serialized, classes, scores)
+        regress = v1.saved_model.regression_signature_def(serialized, 2.0 * fx + bias)
+        sess.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(str(export_dir))
+        builder.add_meta_graph_and_variables(
+            sess,
+            ["serve"],
+            signature_def_map={
+                "serving_default": default,
+                "single": single,
+                "sleep": sleep,
+                "classify": classify,
+                "regress": regress,
+            },
+        )
+        builder.save()
+    return export_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A version directory of the tiny model (copy it before changing it)."""
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "1")
+
+
+def copy_version(src: Path, base: Path, version: int) -> Path:
+    """Copy a version dir into ``base/<version>`` atomically, as the Pusher does."""
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = base / f".tmp-{version}"
+    shutil.copytree(src, tmp)
+    os.rename(tmp, base / str(version))
+    return base / str(version)
+
+
+@pytest.fixture
+def start_server() -> Iterator[Callable[..., Any]]:
+    """``start_server(**ServerOptions fields)`` on free loopback ports; all stopped at teardown."""
+    from serving.config import ServerOptions
+    from serving.server import start_server as start
+
+    started = []
+
+    def make(**fields: Any) -> Any:
+        fields.setdefault("port", 0)
+        fields.setdefault("rest_api_port", 0)
+        fields.setdefault("host", "127.0.0.1")
+        fields.setdefault("file_system_poll_wait_seconds", 0.2)
+        fields.setdefault("inference_threads", 2)
+        handle = start(ServerOptions(**fields))
+        started.append(handle)
+        return handle
+
+    yield make
+    for handle in started:
+        handle.stop()
+
+
+@pytest.fixture(scope="session")
+def taxi_server(pushed_model_dir: Path) -> Iterator[Any]:
+    """One server over the pipeline's pushed model (read only), shared by conformance tests."""
+    from serving.config import ServerOptions, single_model
+    from serving.server import start_server as start
+
+    handle = start(
+        ServerOptions(models=single_model("taxi", str(pushed_model_dir.parent)), port=0, rest_api_port=0)
+    )
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(scope="session")
+def taxi_rows() -> list[dict[str, Any]]:
+    """Ten rows of the real data as serving_default instances (empty cells: NaN, "" or 0)."""
+    from models.features import FEATURES, Dtype
+
+    out = []
+    with open(DATA_CSV, newline="") as f:
+        for record in csv.DictReader(f):
+            row: dict[str, Any] = {}
+            for feat in FEATURES:
+                cell = record[feat.name]
+                if feat.dtype is Dtype.FLOAT:
+                    row[feat.name] = float(cell) if cell else math.nan
+                elif feat.dtype is Dtype.INT:
+                    row[feat.name] = int(float(cell)) if cell else 0
+                else:
+                    row[feat.name] = cell
+            out.append(row)
+            if len(out) == 10:
+                break
+    return out
+
+
+def in_process_predictions(
+    version_dir: Path, rows: list[dict[str, Any]], signature: str = "serving_default"
+) -> list[float]:
+    """The reference: the SavedModel's own signature called in this process."""
+    import numpy as np
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(version_dir))
+    fn = loaded.signatures[signature]
+    inputs = {}
+    for key, spec in fn.structured_input_signature[1].items():
+        values = [r[key] for r in rows]
+        if spec.dtype == tf.string:
+            inputs[key] = tf.constant([v.encode() for v in values])
+        else:
+            inputs[key] = tf.constant(np.array(values, dtype=spec.dtype.as_numpy_dtype))
+    return np.asarray(fn(**inputs)["probabilities"]).tolist()
