@@ -41,7 +41,14 @@ def demo_query(model_base_path: str, data_csv: str, rows: int = 3) -> None:
 
 def main() -> None:
     """Query the local profile's pushed model with the first rows of its data."""
+    import os
+    import warnings
+
     from pipeline.config import load_config
+
+    # Keep TensorFlow's start-up chatter and Google's deprecation notices off the demo.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.filterwarnings("ignore", category=FutureWarning)
 
     cfg = load_config("local")
     csvs = sorted(Path(cfg.data.root).glob("*.csv"))
