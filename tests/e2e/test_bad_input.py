@@ -29,7 +29,7 @@ def _snapshot(cfg) -> dict:
         ("no_csv", "has no CSV files"),
         ("header_only", "data.csv has a header but no data rows"),
         ("label_missing", "column(s) 'tips' missing from the header"),
-        ("string_in_numeric", "trip_miles: UNEXPECTED_DATA_TYPE"),
+        ("string_in_numeric", "trip_miles: UNEXPECTED_DATA_TYPE: Expected data of type: FLOAT but got STRING"),
     ],
 )
 def test_bad_input_fails_clearly_and_keeps_the_served_model(trained_run, bad_data_dir, kind, message):
