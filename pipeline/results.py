@@ -13,7 +13,6 @@ from typing import Any
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-from pipeline.components.gate import Anomaly
 
 _STATES = metadata_store_pb2.Execution.State
 

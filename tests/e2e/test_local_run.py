@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from models.features import FEATURES, Dtype
 from pipeline.run import run_local
-from tests.conftest import fast_config, read_rows
+from tests.conftest import read_rows
 
 pytestmark = pytest.mark.e2e
 

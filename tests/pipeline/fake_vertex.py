@@ -46,7 +46,7 @@ class FakeCloud:
                 return entry
 
             def do_GET(self) -> None:
-                entry = self._record()
+                self._record()
                 # Buckets are reported missing and their creation refused (below):
                 # aiplatform then skips its bucket set-up, which would otherwise go
                 # on to the Resource Manager API that no fake can stand in for.
