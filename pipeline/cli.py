@@ -85,18 +85,37 @@ def run(
 
     console.print(f"Running [bold]{cfg.name}[/] on {cfg.data.root} -> {cfg.output_dir}")
     # The run sends stray prints to its log file; progress goes to this terminal.
-    terminal = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    summary = run_local(cfg, verbose=verbose, on_progress=lambda p: _print_progress(terminal, p))
+    progress = _ProgressLines(Console(file=sys.stdout, highlight=False, soft_wrap=True))
+    try:
+        summary = run_local(cfg, verbose=verbose, on_progress=progress)
+    finally:
+        progress.close()
     print_summary(summary, cfg)
     raise typer.Exit(0 if summary.ok else 1)
 
 
-def _print_progress(terminal: Console, p: "ComponentProgress") -> None:
-    if p.status == "running":
-        terminal.print(f"  {p.node_id:<28} running")
-    else:
-        colour = {"done": "green", "cached": "cyan", "resolved": "cyan", "failed": "red"}[p.status]
-        terminal.print(f"  {p.node_id:<28} [{colour}]{p.status}[/] {p.seconds:6.1f}s")
+class _ProgressLines:
+    """One line per component when it ends; a transient spinner while it runs."""
+
+    _COLOURS = {"done": "green", "cached": "cyan", "resolved": "cyan", "failed": "red"}
+
+    def __init__(self, terminal: Console) -> None:
+        self.terminal = terminal
+        self.status: Any = None
+
+    def __call__(self, p: "ComponentProgress") -> None:
+        self.close()
+        if p.status == "running":
+            self.status = self.terminal.status(f"{p.node_id} running...")
+            self.status.start()
+        else:
+            colour = self._COLOURS.get(p.status, "white")
+            self.terminal.print(f"  {p.node_id:<28} [{colour}]{p.status:<8}[/] {p.seconds:6.1f}s")
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
 
 def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
