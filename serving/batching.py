@@ -9,6 +9,12 @@ the others were busy, so batches grow with load and cost nothing when idle.
 
 The queue itself is bounded by admission (ServingCore.admission): at most
 ``max_queued_requests`` requests are ever queued or running.
+
+A new request wakes the most recently idle worker (LIFO), not the one idle the
+longest: at low load one thread keeps serving every call with warm caches and
+TensorFlow thread-local state, instead of calls alternating between threads
+(measured: a batch-1 call ran ~0.5-0.8 ms slower when round-robined over two
+workers than on one).
 """
 
 from __future__ import annotations
@@ -47,7 +53,9 @@ class InferenceQueue:
     def __init__(self, threads: int, batching: BatchingOptions | None = None) -> None:
         self._batching = batching
         self._pending: deque[_Task] = deque()
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
+        # The wake-up conditions of waiting workers (all on self._lock), most recently idle last.
+        self._idle: list[threading.Condition] = []
         self._closed = False
         self._threads = [
             threading.Thread(target=self._work, name=f"inference-{i}", daemon=True) for i in range(threads)
@@ -68,18 +76,20 @@ class InferenceQueue:
         batchable = self._batching is not None and signature.batchable and rows is not None
         key = (id(servable), signature.name) if batchable else None
         task = _Task(servable, signature, inputs, rows or 0, deadline, future, key)
-        with self._cond:
+        with self._lock:
             if self._closed:
                 raise ServingError(Code.UNAVAILABLE, "the server is shutting down")
             self._pending.append(task)
-            self._cond.notify()
+            if self._idle:
+                self._idle.pop().notify()  # LIFO: the warmest worker (see the module docstring)
         return future
 
     def close(self) -> None:
-        with self._cond:
+        with self._lock:
             self._closed = True
             pending, self._pending = list(self._pending), deque()
-            self._cond.notify_all()
+            for wake in self._idle:
+                wake.notify()
         for task in pending:
             if task.future.set_running_or_notify_cancel():
                 task.future.set_exception(ServingError(Code.UNAVAILABLE, "the server is shutting down"))
@@ -87,18 +97,28 @@ class InferenceQueue:
             t.join(timeout=30)
 
     def _work(self) -> None:
+        wake = threading.Condition(self._lock)  # this worker's own, so submit() can pick which one wakes
         while True:
-            batch = self._next_batch()
+            batch = self._next_batch(wake)
             if batch is None:
                 return
             self._run(batch)
 
-    def _next_batch(self) -> list[_Task] | None:
-        with self._cond:
+    def _wait(self, wake: threading.Condition, timeout: float | None = None) -> None:
+        """Wait (holding self._lock) until submit() or close() picks this worker, or the timeout."""
+        self._idle.append(wake)
+        try:
+            wake.wait(timeout)
+        finally:
+            if wake in self._idle:  # timed out (or woke spuriously) without being picked
+                self._idle.remove(wake)
+
+    def _next_batch(self, wake: threading.Condition) -> list[_Task] | None:
+        with self._lock:
             while not self._pending:
                 if self._closed:
                     return None
-                self._cond.wait()
+                self._wait(wake)
             first = self._pending.popleft()
             batch = [first]
             if first.key is None or self._batching is None:
@@ -118,7 +138,7 @@ class InferenceQueue:
                 remaining = wait_until - time.monotonic()
                 if rows >= limit or remaining <= 0 or self._closed:
                     break
-                self._cond.wait(remaining)
+                self._wait(wake, remaining)
             return batch
 
     def _run(self, batch: list[_Task]) -> None:
