@@ -132,14 +132,22 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
 
         return self._handle("predict", request.model_spec, context, run, admit=True)
 
+    def _run_examples(
+        self, request: Any, context: grpc.ServicerContext, box: list[int | None], pick_signature: Any
+    ) -> tuple[Any, Any, list[bytes], Any]:
+        """Classify and Regress alike: resolve, pick the signature, run it on the request's examples."""
+        servable = self._resolve(request.model_spec, box)
+        sig = pick_signature(servable, request.model_spec.signature_name)
+        examples = serialized_examples(request.input)
+        deadline = _deadline(context)
+        outputs = self._result(
+            self.core.submit(servable, sig, example_inputs(sig, examples), len(examples), deadline), deadline
+        )
+        return servable, sig, examples, outputs
+
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run(box: list[int | None]) -> Any:
-            servable = self._resolve(request.model_spec, box)
-            sig = classify_signature(servable, request.model_spec.signature_name)
-            examples = serialized_examples(request.input)
-            inputs = example_inputs(sig, examples)
-            deadline = _deadline(context)
-            outputs = self._result(self.core.submit(servable, sig, inputs, len(examples), deadline), deadline)
+            servable, sig, examples, outputs = self._run_examples(request, context, box, classify_signature)
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             for classes in classification_results(sig, outputs):
@@ -153,12 +161,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
 
     def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run(box: list[int | None]) -> Any:
-            servable = self._resolve(request.model_spec, box)
-            sig = regress_signature(servable, request.model_spec.signature_name)
-            examples = serialized_examples(request.input)
-            inputs = example_inputs(sig, examples)
-            deadline = _deadline(context)
-            outputs = self._result(self.core.submit(servable, sig, inputs, len(examples), deadline), deadline)
+            servable, sig, examples, outputs = self._run_examples(request, context, box, regress_signature)
             response = regression_pb2.RegressionResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             for value in regression_results(sig, outputs):
