@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -84,10 +85,14 @@ class _Base:
         box[0] = servable.version
         return servable
 
-    def _result(self, future: futures.Future, deadline: float | None) -> Any:
-        timeout = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+    def _run(self, servable: Any, sig: Any, inputs: dict, rows: int | None, deadline: float) -> Any:
+        """The model call: on this thread when the server is idle, else on a worker."""
+        outputs = self.core.run_if_idle(servable, sig, inputs, deadline)
+        if outputs is not None:
+            return outputs
+        future = self.core.submit(servable, sig, inputs, rows, deadline)
         try:
-            return future.result(timeout)
+            return future.result(None if deadline == math.inf else max(deadline - time.monotonic(), 0.0))
         except futures.TimeoutError:
             future.cancel()
             raise ServingError(
@@ -95,9 +100,10 @@ class _Base:
             ) from None
 
 
-def _deadline(context: grpc.ServicerContext) -> float | None:
+def _deadline(context: grpc.ServicerContext) -> float:
+    """The client's deadline on the time.monotonic() clock (infinite when it set none)."""
     remaining = context.time_remaining()
-    return None if remaining is None else time.monotonic() + remaining
+    return math.inf if remaining is None else time.monotonic() + remaining
 
 
 def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
@@ -121,7 +127,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                     raise invalid(f"input {key!r}: malformed TensorProto: {exc}") from exc
             rows = check_predict_inputs(sig, inputs)
             deadline = _deadline(context)
-            outputs = self._result(self.core.submit(servable, sig, inputs, rows, deadline), deadline)
+            outputs = self._run(servable, sig, inputs, rows, deadline)
             outputs = filter_outputs(sig, outputs, request.output_filter)
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, servable, sig.name)
@@ -140,9 +146,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         sig = pick_signature(servable, request.model_spec.signature_name)
         examples = serialized_examples(request.input)
         deadline = _deadline(context)
-        outputs = self._result(
-            self.core.submit(servable, sig, example_inputs(sig, examples), len(examples), deadline), deadline
-        )
+        outputs = self._run(servable, sig, example_inputs(sig, examples), len(examples), deadline)
         return servable, sig, examples, outputs
 
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:

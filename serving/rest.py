@@ -32,6 +32,8 @@ from starlette.routing import Route
 from serving import codec
 from serving.errors import Code, ServingError, invalid
 from serving.inference import (
+    Servable,
+    Signature,
     check_predict_inputs,
     classification_results,
     classify_signature,
@@ -166,22 +168,30 @@ class _RestApi:
                     return inputs, columnar, check_predict_inputs(sig, inputs)
 
                 inputs, columnar, rows = await self._maybe_off_loop(large, prepare)
-                outputs = await self._wait(self.core.submit(servable, sig, inputs, rows, deadline), deadline)
+                outputs = await self._run(servable, sig, inputs, rows, deadline, large)
                 out = await self._maybe_off_loop(large, lambda: codec.predict_response(outputs, columnar))
                 self.core.maybe_log(servable, sig, inputs, outputs)
                 return servable.version, out
             sig = (classify_signature if api == "classify" else regress_signature)(servable, sig_name)
             examples = await self._maybe_off_loop(large, lambda: codec.examples_from_json(doc))
             inputs = example_inputs(sig, examples)
-            outputs = await self._wait(
-                self.core.submit(servable, sig, inputs, len(examples), deadline), deadline
-            )
+            outputs = await self._run(servable, sig, inputs, len(examples), deadline, large)
             if api == "classify":
                 out = codec.classify_response(classification_results(sig, outputs))
             else:
                 out = codec.regress_response(regression_results(sig, outputs))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return servable.version, out
+
+    async def _run(
+        self, servable: Servable, sig: Signature, inputs: dict, rows: int | None, deadline: float, large: bool
+    ) -> dict:
+        """The model call: right here when the server is idle (small requests only), else on a worker."""
+        if not large:
+            outputs = self.core.run_if_idle(servable, sig, inputs, deadline)
+            if outputs is not None:
+                return outputs
+        return await self._wait(self.core.submit(servable, sig, inputs, rows, deadline), deadline)
 
     async def _wait(self, future: Future, deadline: float) -> Any:
         # A timer that cancels the future, rather than asyncio.wait_for, which costs a Task per request.
