@@ -16,12 +16,13 @@ TensorFlow thread-local state, instead of calls alternating between threads
 (measured: a batch-1 call ran ~0.5-0.8 ms slower when round-robined over two
 workers than on one).
 
-When the server is idle (batching off, nothing queued, every worker waiting)
-and a signature's recent calls are short, ``run_if_idle`` runs the call on the
-caller's own thread, as TF Serving runs a request on the thread that received
-it. That saves two thread hand-offs per request at low load; under load, or for
-a slow model, requests go through the workers so the REST event loop never
-waits long on a model call.
+When the server is idle (batching off, nothing queued, no model call running)
+and a signature's recent calls took at most ``INLINE_MAX_CALL_S``, ``run_if_idle``
+runs the call on the caller's own thread, as TF Serving runs a request on the
+thread that received it. That saves two thread hand-offs per request at low
+load (REST p50 at batch 1 on the taxi model: ~0.2 ms); under load, or for a slow
+model, requests go through the workers, so the REST event loop never waits long
+on a model call.
 """
 
 from __future__ import annotations
