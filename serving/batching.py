@@ -63,7 +63,10 @@ class _Task:
 
 class InferenceQueue:
     def __init__(
-        self, threads: int, batching: BatchingOptions | None = None, inline_max_call_s: float = INLINE_MAX_CALL_S
+        self,
+        threads: int,
+        batching: BatchingOptions | None = None,
+        inline_max_call_s: float = INLINE_MAX_CALL_S,
     ) -> None:
         self._batching = batching
         self._inline_max_call_s = inline_max_call_s

@@ -103,9 +103,11 @@ class Servable:
             else:
                 result = sig.fn(**tensors)
         except tf.errors.OpError as exc:
-            raise ServingError(code_from_tf_error(exc.error_code), _first_line(exc.message)) from exc
+            raise ServingError(
+                code_from_tf_error(exc.error_code), _model_error(sig, inputs, exc.message)
+            ) from exc
         except (TypeError, ValueError) as exc:
-            raise invalid(f"signature {sig.name!r}: {exc}") from exc
+            raise invalid(_model_error(sig, inputs, f"signature {sig.name!r}: {exc}")) from exc
         return {k: v.numpy() for k, v in result.items()}
 
     def __repr__(self) -> str:
@@ -135,8 +137,20 @@ def _flat_inputs(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
     return tuple(keywords)
 
 
-def _first_line(text: str) -> str:
-    return (text or "").strip().splitlines()[0] if (text or "").strip() else "model call failed"
+def _tf_message(text: str) -> str:
+    """The line of a TensorFlow error that says what went wrong, without its preamble and node trace."""
+    lines = [line.strip() for line in (text or "").strip().splitlines()]
+    skip = ("Graph execution error", "Detected at node", "<stack traces", "File ", "[[")
+    meaningful = [line for line in lines if line and not line.startswith(skip)]
+    if meaningful:
+        return meaningful[0]
+    return lines[0] if lines else "model call failed"
+
+
+def _model_error(sig: Signature, inputs: Mapping[str, np.ndarray], message: str) -> str:
+    """A failed call's message, led by the input whose shape does not fit the signature, if any."""
+    hint = shape_mismatch(sig, inputs)
+    return f"{hint}; the model failed with: {_tf_message(message)}" if hint else _tf_message(message)
 
 
 def _specs(infos: Mapping[str, Any]) -> dict[str, TensorSpec]:
@@ -188,7 +202,7 @@ def load_servable(model_name: str, version: int, path: Path) -> Servable:
     except Exception as exc:  # noqa: BLE001 - TF raises many types on a corrupt model (IndexError on a
         # truncated variables file); all mean "do not serve this version", and the caller reports it.
         message = exc.message if isinstance(exc, tf.errors.OpError) else f"{type(exc).__name__}: {exc}"
-        raise LoadError(Code.DATA_LOSS, f"cannot load SavedModel {path}: {_first_line(message)}") from exc
+        raise LoadError(Code.DATA_LOSS, f"cannot load SavedModel {path}: {_tf_message(message)}") from exc
     return Servable(model_name, version, path, signature_defs, loaded)
 
 
@@ -212,7 +226,7 @@ def warm_up(servable: Servable) -> int:
             _replay(servable, log)
     except tf.errors.OpError as exc:
         raise LoadError(
-            Code.DATA_LOSS, f"{path}: unreadable warmup file: {_first_line(exc.message)}"
+            Code.DATA_LOSS, f"{path}: unreadable warmup file: {_tf_message(exc.message)}"
         ) from exc
     except ServingError as exc:
         raise LoadError(exc.code, f"warmup request {count} in {path} failed: {exc.message}") from exc
@@ -246,7 +260,14 @@ def _replay(servable: Servable, log: Any) -> None:
 
 
 def check_predict_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> int | None:
-    """Check names, dtypes and shapes against the signature; return the common batch size if any."""
+    """Check names and dtypes against the signature; return the batch size if the request can be batched.
+
+    Shapes are left to the model, as TF Serving does: its documented half_plus_two
+    example feeds ``{"instances": [1.0, 2.0, 5.0]}`` (shape [3]) to an input the
+    SignatureDef declares [-1, 1]. A request whose shapes do not fit the SignatureDef
+    is never merged into a batch (None), and if the model rejects it, the error
+    names the input (shape_mismatch).
+    """
     missing = sorted(set(sig.inputs) - set(inputs))
     extra = sorted(set(inputs) - set(sig.inputs))
     if missing or extra:
@@ -255,26 +276,34 @@ def check_predict_inputs(sig: Signature, inputs: Mapping[str, np.ndarray]) -> in
             + (f" missing: {', '.join(missing)}" if missing else "")
             + (f" unexpected: {', '.join(extra)}" if extra else "")
         )
-    batch: set[int] = set()
     for key, arr in inputs.items():
         spec = sig.inputs[key]
         if not _dtype_ok(arr, spec):
             raise invalid(
                 f"input {key!r}: got dtype {_dtype_name(arr)}, the signature expects {spec.describe()}"
             )
-        if spec.shape is not None:
-            if arr.ndim != len(spec.shape) or any(
-                d not in (-1, n) for d, n in zip(spec.shape, arr.shape, strict=True)
-            ):
-                raise invalid(
-                    f"input {key!r}: got shape {list(arr.shape)}, the signature expects {spec.describe()}"
-                    + (" (row format: one scalar per instance)" if len(spec.shape) == 1 else "")
-                )
-        if arr.ndim:
-            batch.add(arr.shape[0])
-    if sig.batchable and len(batch) > 1:
-        raise invalid(f"inputs of signature {sig.name!r} have different batch sizes {sorted(batch)}")
+    if shape_mismatch(sig, inputs):
+        return None
+    batch = {arr.shape[0] for arr in inputs.values() if arr.ndim}
     return batch.pop() if len(batch) == 1 else None
+
+
+def shape_mismatch(sig: Signature, inputs: Mapping[str, np.ndarray]) -> str:
+    """How the inputs' shapes differ from the SignatureDef's ("" if they fit)."""
+    for key, arr in inputs.items():
+        spec = sig.inputs.get(key)
+        if spec is None or spec.shape is None:
+            continue
+        if arr.ndim != len(spec.shape) or any(
+            d not in (-1, n) for d, n in zip(spec.shape, arr.shape, strict=True)
+        ):
+            return f"input {key!r}: got shape {list(arr.shape)}, the signature expects {spec.describe()}" + (
+                " (row format: one scalar per instance)" if len(spec.shape) == 1 else ""
+            )
+    sizes = sorted({arr.shape[0] for arr in inputs.values() if arr.ndim})
+    if sig.batchable and len(sizes) > 1:
+        return f"inputs of signature {sig.name!r} have different batch sizes {sizes}"
+    return ""
 
 
 def _dtype_ok(arr: np.ndarray, spec: TensorSpec) -> bool:

@@ -241,15 +241,26 @@ class ModelManager:
     def spec(self, name: str) -> ModelSpec:
         return self._model(name).spec
 
-    def _model(self, name: str) -> _Model:
+    def _model(self, name: str, request: str = "") -> _Model:
         model = self._models.get(name)
         if model is None:
-            raise not_found(f"Servable not found for request: model {name!r} is not served here")
+            raise not_found(
+                f"Servable not found for request: {request or name}: model {name!r} is not served here"
+            )
         return model
 
     def resolve(self, name: str, version: int | None = None, label: str | None = None) -> Servable:
-        """The servable a request addresses: a version, a label, or the latest available."""
-        model = self._model(name)
+        """The servable a request addresses: a version, a label, or the latest available.
+
+        Not-found messages start as TF Serving's do ("Servable not found for request:
+        Latest(taxi)" or "Specific(taxi, 3)"), then say why.
+        """
+        request = (
+            f"Latest({name})"
+            if version is None and label is None
+            else f"Specific({name}, {version or label})"
+        )
+        model = self._model(name, request)
         servables = model.servables
         if label is not None:
             version = model.labels.get(label)
@@ -260,12 +271,15 @@ class ModelManager:
             servable = servables.get(version)
             if servable is None:
                 raise not_found(
-                    f"Servable not found for request: version {version} of model {name!r} is not available "
-                    f"({self._describe(model, version)}); available: {sorted(servables) or 'none'}"
+                    f"Servable not found for request: Specific({name}, {version}): version {version} "
+                    f"of model {name!r} is not available ({self._describe(model, version)}); "
+                    f"available: {sorted(servables) or 'none'}"
                 )
             return servable
         if not servables:
-            raise not_found(f"Servable not found for request: model {name!r} has no available version yet")
+            raise not_found(
+                f"Servable not found for request: {request}: model {name!r} has no available version yet"
+            )
         return servables[max(servables)]
 
     def statuses(

@@ -87,6 +87,38 @@ def build_tiny_model(export_dir: Path) -> Path:
     return export_dir
 
 
+def build_half_plus_three(export_dir: Path) -> Path:
+    """A model like TF Serving's testdata ``saved_model_half_plus_three``, which its REST docs query.
+
+    TF1 graph: serialized tf.Examples are parsed for a float feature ``x`` ([batch, 1]);
+    ``y = 0.5 * x + 3``. serving_default feeds ``x`` itself (declared [-1, 1]), and
+    "tensorflow/serving/regress" / "tensorflow/serving/classify" take the examples.
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default(), v1.Session() as sess:
+        half = v1.get_variable("a", initializer=tf.constant(0.5))
+        three = v1.get_variable("b", initializer=tf.constant(3.0))
+        serialized = v1.placeholder(tf.string, [None], name="tf_example")
+        x = tf.identity(tf.io.parse_example(serialized, {"x": tf.io.FixedLenFeature([1], tf.float32)})["x"])
+        y = tf.identity(half * x + three, name="y")
+        sigs = v1.saved_model
+        builder = v1.saved_model.Builder(str(export_dir))
+        sess.run(v1.global_variables_initializer())
+        builder.add_meta_graph_and_variables(
+            sess,
+            ["serve"],
+            signature_def_map={
+                "serving_default": sigs.predict_signature_def({"x": x}, {"y": y}),
+                "tensorflow/serving/regress": sigs.regression_signature_def(serialized, y),
+                "tensorflow/serving/classify": sigs.classification_signature_def(serialized, None, y),
+            },
+        )
+        builder.save()
+    return export_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version directory of the tiny model (copy it before changing it)."""

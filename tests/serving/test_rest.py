@@ -154,8 +154,14 @@ def test_classify_on_a_predict_model_says_why(taxi_server: Any, taxi_rows: list[
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "fragment"),
     [
-        ("POST", "/v1/models/nope:predict", {"instances": [1]}, 404, "'nope' is not served"),
-        ("POST", "/v1/models/taxi/versions/1:predict", {"instances": [1]}, 404, "version 1 of model 'taxi'"),
+        ("POST", "/v1/models/nope:predict", {"instances": [1]}, 404, "not found for request: Latest(nope)"),
+        (
+            "POST",
+            "/v1/models/taxi/versions/1:predict",
+            {"instances": [1]},
+            404,
+            "Specific(taxi, 1): version 1",
+        ),
         (
             "POST",
             "/v1/models/taxi/labels/stable:predict",
@@ -212,7 +218,9 @@ def test_wrong_dtype_names_the_feature(taxi_server: Any, taxi_rows: list[dict[st
     response = post(
         taxi_server, "/v1/models/taxi:predict", {"instances": [dict(taxi_rows[0], fare=[1.0, 2.0])]}
     )
-    assert_error(response, 400, "'fare'")
+    # The model rejects it; the error names the input and its expected shape before TensorFlow's words.
+    assert_error(response, 400, "input 'fare': got shape [1, 2], the signature expects float32[-1]")
+    assert "the model failed with: ConcatOp" in response.json()["error"]
 
 
 def test_prometheus_metrics(
@@ -273,15 +281,21 @@ def test_several_outputs_and_bytes_outputs(tiny_server: Any) -> None:
     }
 
 
-def test_two_dimensional_inputs_and_shape_errors(tiny_server: Any) -> None:
+def test_two_dimensional_inputs_and_shapes_left_to_the_model(tiny_server: Any) -> None:
     rows = post(
         tiny_server, "/v1/models/tiny:predict", {"signature_name": "single", "instances": [[1, 2], [3, 4.5]]}
     )
     assert rows.json() == {"predictions": [3.0 + TINY_BIAS, 7.5 + TINY_BIAS]}
     cols = post(tiny_server, "/v1/models/tiny:predict", {"signature_name": "single", "inputs": [[1, 1]]})
     assert cols.json() == {"outputs": [2.0 + TINY_BIAS]}
-    bad = post(tiny_server, "/v1/models/tiny:predict", {"signature_name": "single", "instances": [[1, 2, 3]]})
-    assert_error(bad, 400, "input 'pairs': got shape [1, 3], the signature expects float32[-1,2]")
+    # As in TF Serving, a shape the SignatureDef does not declare goes to the model, which sums 3 here.
+    wide = post(
+        tiny_server, "/v1/models/tiny:predict", {"signature_name": "single", "instances": [[1, 2, 3]]}
+    )
+    assert wide.json() == {"predictions": [6.0 + TINY_BIAS]}
+    # ...and one the model cannot take is a 400 naming the input and the shape the signature declares.
+    bad = post(tiny_server, "/v1/models/tiny:predict", {"signature_name": "single", "inputs": [1, 2]})
+    assert_error(bad, 400, "input 'pairs': got shape [2], the signature expects float32[-1,2]")
 
 
 def test_classify_and_regress_results(tiny_server: Any) -> None:
