@@ -119,11 +119,12 @@ def _flat_inputs(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
 
     ``fn(**tensors)`` re-checks and re-binds every argument against the function's
     structured signature on each call: about 0.2 ms of Python per call for the taxi
-    model, a third of the call. check_predict_inputs has already checked names,
-    dtypes and shapes against the SignatureDef, so Servable.call goes straight to
-    ``_call_flat``, in the ``_arg_keywords`` order that TensorFlow's own
+    model, a third of the call. check_predict_inputs has already checked names and
+    dtypes against the SignatureDef (shapes are the model's business, as in TF Serving
+    and in TF's own fallback when the structured check fails), so Servable.call goes
+    straight to ``_call_flat``, in the ``_arg_keywords`` order that TensorFlow's own
     flat-signature path (ConcreteFunction._call_with_flat_signature, TF 2.16) uses.
-    None, and the public call, for any function that does not fit that shape.
+    None, and the public call, for any function that does not fit that pattern.
     """
     keywords = getattr(fn, "_arg_keywords", None)
     if (
