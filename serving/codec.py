@@ -88,7 +88,7 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
 def signature_name(doc: Mapping[str, Any]) -> str:
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid(f"'signature_name' must be a string, got {_short(name)}")
+        raise invalid(f"'signature_name' key must be a string value, got {_short(name)}")
     return name
 
 
@@ -205,14 +205,12 @@ def _from_inputs(value: Any, specs: Mapping[str, TensorSpec]) -> dict[str, np.nd
                 f"({', '.join(names)}): send an object keyed by input name"
             )
         return {names[0]: to_array(value, specs[names[0]], f"inputs[{names[0]!r}]")}
+    # As TF Serving does, only the signature's inputs are read; other keys are ignored.
     missing = [n for n in names if n not in value]
-    extra = sorted(k for k in value if k not in specs)
-    if missing or extra:
+    if missing:
         raise invalid(
-            f"'inputs' must have exactly the signature's inputs ({', '.join(names)});"
-            + (f" missing: {', '.join(missing)}" if missing else "")
-            + (f" unexpected: {', '.join(extra)}" if extra else "")
-            + _missing_hint(missing)
+            f"Missing named input: {missing[0]} in 'inputs' object. The signature's inputs are "
+            f"{', '.join(names)}; missing: {', '.join(missing)}" + _missing_hint(missing)
         )
     return {n: to_array(value[n], specs[n], f"inputs[{n!r}]") for n in names}
 
@@ -329,8 +327,12 @@ def _strings(flat: list[Any], where: str) -> np.ndarray:
 
 
 def _b64decode(text: str, where: str) -> bytes:
+    """Decode as TF Serving's absl::Base64Unescape does: whitespace skipped, padding optional."""
+    compact = "".join(text.split())
+    if "=" not in compact:
+        compact += "=" * (-len(compact) % 4)
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode(compact, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise invalid(f"{where}: unable to base64-decode {_short(text)}: {exc}") from exc
 

@@ -207,11 +207,10 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
             spec = request.model_spec
             if not spec.name:
                 raise invalid("model_spec.name is empty: name the model to query")
-            choice = spec.WhichOneof("version_choice")
-            version = spec.version.value if choice == "version" else None
-            label = spec.version_label if choice == "version_label" else None
+            # As in TF Serving, only a version narrows the status; a version_label is ignored.
+            version = spec.version.value if spec.WhichOneof("version_choice") == "version" else None
             response: get_model_status_pb2.GetModelStatusResponse = status_response(
-                self.core.manager.statuses(spec.name, version, label)
+                self.core.manager.statuses(spec.name, version)
             )  # type: ignore[assignment]
             return response
 

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from serving.config import ModelSpec
-from serving.errors import Code, not_found
+from serving.errors import Code, invalid, not_found
 from serving.inference import LoadError, Servable, load_servable, warm_up
 
 logger = logging.getLogger(__name__)
@@ -264,9 +264,11 @@ class ModelManager:
         servables = model.servables
         if label is not None:
             version = model.labels.get(label)
-            if version is None:
+            if version is None:  # INVALID_ARGUMENT (400), as TF Serving's ServerCore answers
                 known = ", ".join(f"{k}={v}" for k, v in sorted(model.labels.items())) or "none"
-                raise not_found(f"model {name!r} has no version label {label!r} (labels: {known})")
+                raise invalid(
+                    f"Unrecognized servable version label: {label} (model {name!r} has labels: {known})"
+                )
         if version is not None:
             servable = servables.get(version)
             if servable is None:
@@ -282,21 +284,19 @@ class ModelManager:
             )
         return servables[max(servables)]
 
-    def statuses(
-        self, name: str, version: int | None = None, label: str | None = None
-    ) -> list[VersionStatus]:
-        model = self._model(name)
-        if label is not None:
-            version = model.labels.get(label)
-            if version is None:
-                raise not_found(f"model {name!r} has no version label {label!r}")
-        statuses = model.statuses
+    def statuses(self, name: str, version: int | None = None) -> list[VersionStatus]:
+        """The versions' states, newest first: one version's, or all (TF Serving's GetModelStatus).
+
+        As in TF Serving, a version label does not narrow the status: callers pass no label.
+        """
+        model = self._models.get(name)
+        statuses = model.statuses if model is not None else {}
         if version is not None:
             if version not in statuses:
-                raise not_found(f"Could not find version {version} of model {name!r}")
+                raise not_found(f"Could not find version {version} of model {name}")
             return [statuses[version]]
         if not statuses:
-            raise not_found(f"Could not find any versions of model {name!r}")
+            raise not_found(f"Could not find any versions of model {name}")
         return [statuses[v] for v in sorted(statuses, reverse=True)]
 
     def labels(self, name: str) -> dict[str, int]:

@@ -92,6 +92,9 @@ class _RestApi:
         started = time.perf_counter()
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         path = raw.decode("latin-1").split("?", 1)[0]
+        query = request.scope.get("query_string", b"")
+        if query:  # TF Serving matches its routes against the path and query together
+            path = f"{path}?{query.decode('latin-1')}"
         method = request.method
         api, model, version = "unknown", "", None
         status = Code.CANCELLED.name  # until the request completes one way or another
@@ -108,11 +111,14 @@ class _RestApi:
             label = unquote(label) if label else None
             model = self.core.metric_model_name(name)
             requested = _version(version_text)
+            # The route matches case-insensitively, the verb does not (http_rest_api_handler.cc).
             if method == "POST":
-                api = verb.lower()
+                if verb not in ("predict", "classify", "regress"):
+                    raise invalid(f"Malformed request: {method} {path}")
+                api = verb
                 version, body = await self._infer(request, api, name, requested, label)
             else:
-                api = "metadata" if verb else "status"
+                api = "metadata" if verb == "metadata" else "status"
                 version, body = self._describe(api, name, requested, label)
             headers = {VERSION_HEADER: str(version)} if version is not None else None
             status = "OK"
@@ -135,8 +141,8 @@ class _RestApi:
 
         if not name:
             raise invalid("Missing model name in request.")
-        if api == "status":
-            response = status_response(self.core.manager.statuses(name, version, label))
+        if api == "status":  # a label does not narrow the status, as in TF Serving
+            response = status_response(self.core.manager.statuses(name, version))
             return version, json.dumps(
                 json_format.MessageToDict(response, including_default_value_fields=True)
             ).encode()

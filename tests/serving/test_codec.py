@@ -59,6 +59,18 @@ def test_b64_values_decode_to_bytes() -> None:
     spec = {"blob": TensorSpec("blob", "string", (-1,))}
     inputs, _ = codec.predict_inputs({"instances": [{"b64": base64.b64encode(raw).decode()}]}, spec)
     assert inputs["blob"].tolist() == [raw]
+    # As absl::Base64Unescape (TF Serving): padding optional, whitespace (line-wrapped base64) skipped.
+    wrapped = base64.encodebytes(raw * 40).decode()  # 76-column lines
+    assert "\n" in wrapped
+    inputs, _ = codec.predict_inputs({"instances": [{"b64": "aGVsbG8"}, {"b64": wrapped}]}, spec)
+    assert inputs["blob"].tolist() == [b"hello", raw * 40]
+
+
+def test_columnar_inputs_read_only_the_signatures_keys() -> None:
+    doc = {"inputs": {"fare": [1.5], "trip_seconds": [3], "company": ["a"], "tips": [9]}}
+    inputs, columnar = codec.predict_inputs(doc, TAXI_LIKE)
+    assert columnar and sorted(inputs) == ["company", "fare", "trip_seconds"]
+    assert inputs["fare"].tolist() == [1.5] and inputs["company"].tolist() == [b"a"]
 
 
 @pytest.mark.parametrize(
@@ -104,6 +116,7 @@ def test_b64_values_decode_to_bytes() -> None:
         ({"instances": [1, 2]}, TAXI_LIKE, "plain list"),
         ({"inputs": [1.0]}, TAXI_LIKE, "several inputs"),
         ({"instances": [{"b64": "***"}]}, {"s": TensorSpec("s", "string", (-1,))}, "base64"),
+        ({"inputs": {"fare": [1.0], "company": ["a"]}}, TAXI_LIKE, "Missing named input: trip_seconds in"),
     ],
 )
 def test_bad_predict_bodies_are_invalid_argument_naming_the_problem(

@@ -108,8 +108,8 @@ def test_metadata_and_status(taxi_server: Any, pushed_model_dir: Path) -> None:
         (lambda r: r.model_spec.version.__setattr__("value", 7), grpc.StatusCode.NOT_FOUND, "version 7"),
         (
             lambda r: r.model_spec.__setattr__("version_label", "stable"),
-            grpc.StatusCode.NOT_FOUND,
-            "label 'stable'",
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Unrecognized servable version label: stable",
         ),
         (
             lambda r: r.model_spec.__setattr__("signature_name", "nope"),

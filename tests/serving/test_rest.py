@@ -43,6 +43,9 @@ def test_status_reports_the_available_version(taxi_server: Any, pushed_model_dir
     assert get(taxi_server, "/v1/models/taxi").json() == expected
     assert get(taxi_server, f"/v1/models/taxi/versions/{version}").json() == expected
     assert get(taxi_server, "/V1/MODELS/taxi").json() == expected  # paths are case-insensitive
+    # As in TF Serving, a label does not narrow the status, and the subresource is case-sensitive.
+    assert get(taxi_server, "/v1/models/taxi/labels/anything").json() == expected
+    assert get(taxi_server, "/v1/models/taxi/METADATA").json() == expected
 
 
 def test_metadata_has_every_signature(taxi_server: Any, pushed_model_dir: Path) -> None:
@@ -166,15 +169,18 @@ def test_classify_on_a_predict_model_says_why(taxi_server: Any, taxi_rows: list[
             "POST",
             "/v1/models/taxi/labels/stable:predict",
             {"instances": [1]},
-            404,
-            "no version label 'stable'",
+            400,
+            "Unrecognized servable version label: stable",
         ),
         ("GET", "/v1/models/taxi/versions/1", None, 404, "Could not find version 1"),
-        ("GET", "/v1/models/nope", None, 404, "'nope'"),
-        ("GET", "/v1/models/taxi/labels/stable/metadata", None, 404, "label 'stable'"),
+        ("GET", "/v1/models/nope", None, 404, "Could not find any versions of model nope"),
+        ("GET", "/v1/models/taxi/labels/stable/metadata", None, 400, "Unrecognized servable version label"),
         ("POST", "/v1/models/..%2F..:predict", {"instances": [1]}, 404, "not served"),
         ("POST", "/v1/models/%2e%2e%2f%2e%2e%2fetc%2fpasswd:predict", {"instances": [1]}, 404, "not served"),
-        ("GET", "/v1/models/..%2F..%2Ftmp", None, 404, "not served"),
+        ("GET", "/v1/models/..%2F..%2Ftmp", None, 404, "Could not find any versions of model ../../tmp"),
+        ("POST", "/v1/models/taxi:PREDICT", {"instances": [1]}, 400, "Malformed request"),
+        ("POST", "/v1/models/taxi:predict?debug=1", {"instances": [1]}, 400, "Malformed request"),
+        ("GET", "/v1/models/taxi?debug=1", None, 404, "Could not find any versions of model taxi?debug=1"),
         ("POST", "/v1/models/taxi:explain", {}, 400, "Malformed request"),
         ("POST", "/v1/models/taxi/versions/x:predict", {}, 400, "Malformed request"),
         ("GET", "/v1/models/taxi:predict", None, 400, "Malformed request"),
@@ -195,7 +201,7 @@ def test_classify_on_a_predict_model_says_why(taxi_server: Any, taxi_rows: list[
             "/v1/models/taxi:predict",
             {"signature_name": 3, "instances": [1]},
             400,
-            "'signature_name' must be a string",
+            "'signature_name' key must be a string value",
         ),
         ("POST", "/v1/models/taxi:predict", {"instances": [{"fare": 1.0}]}, 400, "missing: company"),
         ("POST", "/v1/models/taxi:predict", {"inputs": {"fare": [1]}}, 400, "missing: company"),
