@@ -92,8 +92,8 @@ class ModelManager:
         while not self._stop.wait(self._poll_seconds):
             try:
                 self.poll()
-            except OSError as exc:
-                logger.error("polling model directories failed: %s", exc)
+            except Exception:  # noqa: BLE001 - the poller must outlive any one bad pass; the next retries
+                logger.exception("polling model directories failed; retrying in %s s", self._poll_seconds)
 
     # -- polling -----------------------------------------------------------
 
@@ -107,6 +107,8 @@ class ModelManager:
 
     def _poll_model(self, model: _Model) -> None:
         on_disk = self._scan(model)
+        if on_disk is None:
+            return
         aspired = self._aspired(model, on_disk)
         for version in sorted(aspired - set(model.servables), reverse=True):
             if self._stop.is_set():
@@ -118,19 +120,31 @@ class ModelManager:
             self._unload(model, version)
         self._prune(model, on_disk)
 
-    def _scan(self, model: _Model) -> dict[int, Path]:
+    def _scan(self, model: _Model) -> dict[int, Path] | None:
+        """The version directories under the base path; None if it cannot be read (keep serving).
+
+        A version is a directory whose name is ASCII digits (leading zeros allowed), as
+        TF Serving parses them. A base path that disappears or cannot be listed unloads
+        nothing, as in TF Serving: only an existing, empty base path retires every version.
+        """
         base = Path(model.spec.base_path)
         try:
             entries = list(os.scandir(base))
-        except FileNotFoundError:
+        except OSError as exc:
             if not model.missing_base_path_logged:
                 logger.warning(
-                    "model %r: base path %s does not exist (yet); nothing to serve", model.spec.name, base
+                    "model %r: cannot list base path %s (%s); %s",
+                    model.spec.name,
+                    base,
+                    exc.strerror or exc,
+                    "keeping the loaded versions" if model.servables else "nothing to serve yet",
                 )
                 model.missing_base_path_logged = True
-            return {}
+            return None
         model.missing_base_path_logged = False
-        return {int(e.name): Path(e.path) for e in entries if e.name.isdigit() and e.is_dir()}
+        return {
+            int(e.name): Path(e.path) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_dir()
+        }
 
     def _aspired(self, model: _Model, on_disk: dict[int, Path]) -> set[int]:
         failed = {

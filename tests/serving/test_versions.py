@@ -197,6 +197,31 @@ def test_removing_the_serving_version_falls_back(
     assert predict(server, taxi_rows[:1], "/v1/models/taxi/versions/2").status_code == 404
 
 
+def test_a_vanished_base_path_keeps_serving_and_odd_names_are_skipped(
+    start_server: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "tiny"
+    copy_version(tiny_model_dir, base, 1)
+    server = start_server(models=single_model("tiny", str(base)), file_system_poll_wait_seconds=0.1)
+    body = json.dumps({"instances": [{"x": 1.0, "n": 1, "tag": "a"}]})
+    url = f"{server.rest_url}/v1/models/tiny:predict"
+    # Names that are digits to str.isdigit() but not version numbers to TF Serving (ASCII digits only).
+    (base / "\u00b2").mkdir()  # superscript two
+    (base / "\u0663").mkdir()  # Arabic-Indic three
+    (base / "7").write_text("a file, not a version directory")
+    # A base path that disappears (moved, NFS hiccup) unloads nothing, as in TF Serving.
+    moved = tmp_path / "moved"
+    base.rename(moved)
+    time.sleep(0.5)  # several polls
+    assert states(server, "tiny") == {1: "AVAILABLE"}
+    assert httpx.post(url, content=body, timeout=30).json()["predictions"][0]["doubled"] == 2.0
+    moved.rename(base)
+    # The poller survived all of that: a new version still loads.
+    copy_version(tiny_model_dir, base, 5)
+    wait_until(lambda: states(server, "tiny") == {5: "AVAILABLE", 1: "END"}, what="version 5 to load")
+    assert httpx.post(url, content=body, timeout=30).headers["x-model-version"] == "5"
+
+
 def test_label_rollback_through_the_config_file_and_grpc(
     start_server: Any, pushed_model_dir: Path, tmp_path: Path, taxi_rows: list[dict[str, Any]]
 ) -> None:
