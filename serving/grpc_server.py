@@ -16,6 +16,7 @@ from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -106,6 +107,51 @@ def _deadline(context: grpc.ServicerContext) -> float:
     return math.inf if remaining is None else time.monotonic() + remaining
 
 
+# TensorProto's typed value field per dtype enum, as Tensor::AsProtoField fills them.
+_VALUE_FIELDS = {
+    1: "float_val",  # DT_FLOAT
+    2: "double_val",  # DT_DOUBLE
+    3: "int_val",  # DT_INT32
+    4: "int_val",  # DT_UINT8
+    5: "int_val",  # DT_INT16
+    6: "int_val",  # DT_INT8
+    8: "scomplex_val",  # DT_COMPLEX64
+    9: "int64_val",  # DT_INT64
+    10: "bool_val",  # DT_BOOL
+    14: "half_val",  # DT_BFLOAT16
+    17: "int_val",  # DT_UINT16
+    18: "dcomplex_val",  # DT_COMPLEX128
+    19: "half_val",  # DT_HALF
+    22: "uint32_val",  # DT_UINT32
+    23: "uint64_val",  # DT_UINT64
+}
+
+
+def typed_tensor_proto(value: np.ndarray) -> Any:
+    """A TensorProto with the values in its typed field (``float_val``, ...), as TF Serving answers.
+
+    TF Serving writes outputs with Tensor::AsProtoField, so clients that read
+    ``outputs["y"].float_val`` see the values; ``tf.make_tensor_proto`` would put
+    them in ``tensor_content`` bytes instead (``tf.make_ndarray`` reads either).
+    """
+    import tensorflow as tf
+
+    proto = tf.make_tensor_proto(value)
+    field = _VALUE_FIELDS.get(proto.dtype)
+    if field is None or not proto.tensor_content:
+        return proto  # strings (already string_val), or no values
+    flat = np.asarray(value).ravel()
+    if field == "half_val":
+        values = flat.view(np.uint16).tolist()  # the bit patterns, as TF stores them
+    elif field in ("scomplex_val", "dcomplex_val"):
+        values = np.column_stack([flat.real, flat.imag]).ravel().tolist()
+    else:
+        values = flat.tolist()
+    proto.tensor_content = b""
+    getattr(proto, field).extend(values)
+    return proto
+
+
 def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
     out.name = servable.model_name
     out.version.value = servable.version
@@ -132,7 +178,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             for key, value in outputs.items():
-                response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+                response.outputs[key].CopyFrom(typed_tensor_proto(value))
             self.core.maybe_log(servable, sig, inputs, outputs)
             return response
 

@@ -77,6 +77,8 @@ def test_the_same_model_over_grpc_with_the_stock_stubs(server: Any) -> None:
         request.model_spec.name = "half_plus_three"
         request.inputs["x"].CopyFrom(tf.make_tensor_proto([1.0, 2.0, 5.0], dtype=tf.float32))
         response = stub.Predict(request, timeout=30)
+        # Values in float_val, as TF Serving writes them (clients read either this or tf.make_ndarray).
+        assert list(response.outputs["y"].float_val) == [3.5, 4.0, 5.5]
         assert tf.make_ndarray(response.outputs["y"]).tolist() == [3.5, 4.0, 5.5]
         assert response.model_spec.version.value == 123
 

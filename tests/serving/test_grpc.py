@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from serving.grpc_server import typed_tensor_proto
 from tests.serving.conftest import TINY_BIAS, copy_version, in_process_predictions
 
 
@@ -183,3 +184,24 @@ def test_classify_and_regress_with_stock_stubs(
         multi.output_filter.append("doubled")
         outputs = prediction.Predict(multi, timeout=30).outputs
         assert list(outputs) == ["doubled"] and tf.make_ndarray(outputs["doubled"]).tolist() == [2.0]
+
+
+@pytest.mark.parametrize(
+    ("value", "field"),
+    [
+        (np.array([[1.5, -2.0]], np.float32), "float_val"),
+        (np.array(3.25), "double_val"),
+        (np.array([1, 2], np.int64), "int64_val"),
+        (np.array([7, 255], np.uint8), "int_val"),
+        (np.array([True, False]), "bool_val"),
+        (np.array([1.5], np.float16), "half_val"),
+        (np.array([1 + 2j], np.complex64), "scomplex_val"),
+        (np.array([2**63], np.uint64), "uint64_val"),
+        (np.array([b"a", b"\xff"], object), "string_val"),
+    ],
+)
+def test_output_tensors_use_typed_value_fields(value: np.ndarray, field: str) -> None:
+    proto = typed_tensor_proto(value)
+    assert proto.tensor_content == b"" and len(getattr(proto, field)) > 0
+    back = tf.make_ndarray(proto)
+    assert back.shape == value.shape and back.tolist() == value.tolist()
