@@ -263,18 +263,21 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
         return self._handle("status", request.model_spec, context, run, admit=False)
 
     def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
-        response = model_management_pb2.ReloadConfigResponse()
+        """Apply a new ModelServerConfig. As TF Serving does, a failure is the RPC's status (and
+        the response's, which a stock stub never sees once the RPC fails)."""
         try:
+            if request.config.WhichOneof("config") != "model_config_list":
+                raise ValueError(
+                    "ServerModelConfig type not supported by HandleReloadConfigRequest. "
+                    "Only ModelConfigList is currently supported"
+                )
             specs = specs_from_proto(request.config, "ReloadConfigRequest")
         except ValueError as exc:
-            response.status.error_code = Code.INVALID_ARGUMENT.value
-            response.status.error_message = str(exc)
-            return response
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         problems = self.core.manager.apply_config(specs)
         if problems:
-            response.status.error_code = Code.FAILED_PRECONDITION.value
-            response.status.error_message = "; ".join(problems)
-        return response
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, "; ".join(problems))
+        return model_management_pb2.ReloadConfigResponse()
 
 
 def create_grpc_server(core: ServingCore, host: str, port: int) -> tuple[grpc.Server, int]:

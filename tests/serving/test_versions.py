@@ -258,8 +258,16 @@ def test_label_rollback_through_the_config_file_and_grpc(
                 request, timeout=60
             )
 
-    refused = reload(9)
-    assert refused.status.error_code != 0 and "version 9 refused" in refused.status.error_message
+    with pytest.raises(grpc.RpcError) as refused:  # as TF Serving: the failure is the RPC's status
+        reload(9)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "version 9 refused" in refused.value.details()
+    with grpc.insecure_channel(server.grpc_target) as channel, pytest.raises(grpc.RpcError) as empty:
+        model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
+            model_management_pb2.ReloadConfigRequest(), timeout=60
+        )
+    assert empty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "Only ModelConfigList is currently supported" in empty.value.details()
     assert server.manager.labels("taxi") == {"stable": 1, "canary": 2}
     assert reload(2).status.error_code == 0
     assert predict(server, taxi_rows[:1], "/v1/models/taxi/labels/stable").headers["x-model-version"] == "2"
