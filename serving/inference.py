@@ -20,9 +20,6 @@ from serving.errors import Code, ServingError, code_from_tf_error, invalid
 logger = logging.getLogger(__name__)
 
 DEFAULT_SIGNATURE = "serving_default"
-PREDICT_METHOD = "tensorflow/serving/predict"
-CLASSIFY_METHOD = "tensorflow/serving/classify"
-REGRESS_METHOD = "tensorflow/serving/regress"
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
@@ -338,38 +335,65 @@ def filter_outputs(
 # Classify and regress
 
 
-def _method_signature(servable: Servable, name: str, method: str, api: str) -> Signature:
+def _classify_problem(sig: Signature) -> str:
+    """Why TF Serving would refuse to classify with this signature ("" if it would not)."""
+    if len(sig.inputs) != 1:
+        return "Expected one input Tensor."
+    if len(sig.outputs) not in (1, 2):
+        return f"Expected one or two output Tensors, found {len(sig.outputs)}"
+    if "inputs" not in sig.inputs:
+        return f"No classification inputs found in SignatureDef: the input is {next(iter(sig.inputs))!r}"
+    if "classes" not in sig.outputs and "scores" not in sig.outputs:
+        return 'Expected classification signature outputs to contain at least one of "classes" or "scores"'
+    return ""
+
+
+def _regress_problem(sig: Signature) -> str:
+    """Why TF Serving would refuse to regress with this signature ("" if it would not)."""
+    if len(sig.inputs) != 1:
+        return "Expected one input Tensor."
+    if len(sig.outputs) != 1:
+        return "Expected one output Tensor."
+    if "inputs" not in sig.inputs:
+        return f"No regression inputs found in SignatureDef: the input is {next(iter(sig.inputs))!r}"
+    if "outputs" not in sig.outputs:
+        return f"No regression outputs found in SignatureDef: the output is {next(iter(sig.outputs))!r}"
+    return ""
+
+
+def _example_signature(servable: Servable, name: str, api: str, problem_of: Any) -> Signature:
+    """The signature to classify or regress with, by TF Serving 2.16's rules.
+
+    TF Serving runs with --enable_signature_method_name_check=false by default, so a
+    signature qualifies by its inputs and outputs (a TF2 model's signatures all say
+    "predict"): one input named "inputs" that takes serialized tf.Examples, and
+    "classes"/"scores" outputs (classify) or one "outputs" output (regress).
+    """
     sig = servable.signature(name)
-    if sig.method_name != method:
-        supporting = sorted(k for k, s in servable.signatures.items() if s.method_name == method)
+    problem = problem_of(sig)
+    if not problem and sig.inputs["inputs"].dtype != "string":
+        problem = "the 'inputs' input must be a string tensor of serialized tf.Examples"
+    if problem:
+        supporting = sorted(
+            k for k, s in servable.signatures.items() if s.fn is not None and not problem_of(s)
+        )
         raise invalid(
-            f"signature {sig.name!r} of model {servable.model_name!r} does not support {api}: "
-            f"its method_name is {sig.method_name!r}, {api} needs {method!r}. "
+            f"signature {sig.name!r} of model {servable.model_name!r} does not support {api}: {problem} "
             + (
                 f"Signatures that support {api}: {', '.join(supporting)}."
                 if supporting
                 else f"This model has no {api} signature; use :predict."
             )
         )
-    if len(sig.inputs) != 1 or next(iter(sig.inputs.values())).dtype != "string":
-        raise invalid(
-            f"{api} signature {sig.name!r} must have exactly one string input (serialized tf.Examples)"
-        )
     return sig
 
 
 def classify_signature(servable: Servable, name: str) -> Signature:
-    sig = _method_signature(servable, name, CLASSIFY_METHOD, "classify")
-    if "classes" not in sig.outputs and "scores" not in sig.outputs:
-        raise invalid(f"classify signature {sig.name!r} has neither a 'classes' nor a 'scores' output")
-    return sig
+    return _example_signature(servable, name, "classify", _classify_problem)
 
 
 def regress_signature(servable: Servable, name: str) -> Signature:
-    sig = _method_signature(servable, name, REGRESS_METHOD, "regress")
-    if "outputs" not in sig.outputs:
-        raise invalid(f"regress signature {sig.name!r} has no 'outputs' output")
-    return sig
+    return _example_signature(servable, name, "regress", _regress_problem)
 
 
 def serialized_examples(input_proto: Any) -> list[bytes]:
@@ -394,40 +418,49 @@ def example_inputs(sig: Signature, examples: list[bytes]) -> dict[str, np.ndarra
 def classification_results(
     sig: Signature, outputs: Mapping[str, np.ndarray]
 ) -> list[list[tuple[bytes, float]]]:
-    """Per example: (label, score) pairs, as TF Serving's ClassificationResult."""
+    """Per example: (label, score) pairs, checked as TF Serving's PostProcessClassificationResult."""
     classes, scores = outputs.get("classes"), outputs.get("scores")
+    for name, arr, kinds, dtype in (
+        ("classes", classes, "OSU", "DT_STRING"),
+        ("scores", scores, "f", "DT_FLOAT"),
+    ):
+        if arr is None:
+            continue
+        if arr.ndim != 2:
+            raise invalid(
+                f"Expected Tensor shape: [batch_size num_classes] but got {list(arr.shape)} ({name})"
+            )
+        if arr.dtype.kind not in kinds or (dtype == "DT_FLOAT" and arr.dtype != np.float32):
+            raise invalid(f"Expected {name} Tensor of {dtype}. Got: {arr.dtype}")
+    if classes is not None and scores is not None and classes.shape != scores.shape:
+        raise invalid(
+            "Tensors class and score should match in dim_size(1). "
+            f"Got {classes.shape[1]} vs. {scores.shape[1]}"
+        )
     ref = scores if scores is not None else classes
     assert ref is not None
-    if ref.ndim == 1:
-        ref = ref.reshape(-1, 1)
-    n, k = ref.shape[0], ref.shape[1]
-    if classes is not None:
-        classes = classes.reshape(n, -1)
-    if scores is not None:
-        scores = scores.reshape(n, -1)
-        if classes is not None and classes.shape != scores.shape:
-            raise ServingError(
-                Code.INVALID_ARGUMENT, f"classes {classes.shape} and scores {scores.shape} differ in shape"
-            )
     return [
         [
             (
                 classes[i, j] if classes is not None else b"",
                 float(scores[i, j]) if scores is not None else 0.0,
             )
-            for j in range(k)
+            for j in range(ref.shape[1])
         ]
-        for i in range(n)
+        for i in range(ref.shape[0])
     ]
 
 
 def regression_results(sig: Signature, outputs: Mapping[str, np.ndarray]) -> list[float]:
+    """One value per example, checked as TF Serving's PostProcessRegressionResult."""
     values = outputs["outputs"]
+    if values.dtype != np.float32:
+        raise invalid(f"Expected output Tensor of DT_FLOAT. Got: {values.dtype}")
     if values.ndim == 2 and values.shape[1] == 1:
         values = values[:, 0]
     if values.ndim != 1:
-        raise ServingError(
-            Code.INVALID_ARGUMENT,
-            f"regression outputs must be [batch] or [batch, 1], got {list(values.shape)}",
+        raise invalid(
+            "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
+            f"but got {list(values.shape)}"
         )
     return [float(v) for v in values]

@@ -119,6 +119,47 @@ def build_half_plus_three(export_dir: Path) -> Path:
     return export_dir
 
 
+def build_tf2_example_model(export_dir: Path) -> Path:
+    """A TF2 SavedModel (tf.saved_model.save) whose classify/regress signatures say "predict".
+
+    Every TF2 signature has method_name "tensorflow/serving/predict"; TF Serving 2.16
+    classifies and regresses with them anyway, by their "inputs"/"classes"/"scores"/
+    "outputs" names. "flat_scores" returns rank-1 scores, which TF Serving refuses.
+    """
+    import tensorflow as tf
+
+    examples = tf.TensorSpec([None], tf.string)
+
+    class Model(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = tf.Variable(2.0)
+
+        def _x(self, inputs: Any) -> Any:
+            spec = {"x": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])}
+            return tf.io.parse_example(inputs, spec)["x"]  # [batch, 1]
+
+        @tf.function(input_signature=[examples])
+        def cls(self, inputs: Any) -> Any:
+            p = tf.sigmoid(self.weight * self._x(inputs))
+            classes = tf.tile(tf.constant([["neg", "pos"]]), [tf.shape(p)[0], 1])
+            return {"classes": classes, "scores": tf.concat([1.0 - p, p], axis=1)}
+
+        @tf.function(input_signature=[examples])
+        def reg(self, inputs: Any) -> Any:
+            return {"outputs": self.weight * self._x(inputs)}
+
+        @tf.function(input_signature=[examples])
+        def flat_scores(self, inputs: Any) -> Any:
+            return {"scores": self.weight * self._x(inputs)[:, 0]}
+
+    model = Model()
+    signatures = {"serving_default": model.reg, "cls": model.cls, "reg": model.reg}
+    signatures["flat_scores"] = model.flat_scores
+    tf.saved_model.save(model, str(export_dir), signatures=signatures)
+    return export_dir
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version directory of the tiny model (copy it before changing it)."""
