@@ -31,11 +31,12 @@ from tensorflow_serving.apis import (
 from serving.config import specs_from_proto
 from serving.errors import Code, ServingError, invalid
 from serving.inference import (
+    DEFAULT_SIGNATURE,
     check_predict_inputs,
     classification_results,
     classify_signature,
     example_inputs,
-    filter_outputs,
+    output_filter,
     regress_signature,
     regression_results,
     serialized_examples,
@@ -164,7 +165,14 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
 
         def run(box: list[int | None]) -> Any:
             servable = self._resolve(request.model_spec, box)
-            sig = servable.signature(request.model_spec.signature_name)
+            try:
+                sig = servable.signature(request.model_spec.signature_name)
+            except ServingError as exc:  # FAILED_PRECONDITION, as TF Serving's predict_util.cc
+                key = request.model_spec.signature_name or DEFAULT_SIGNATURE
+                raise ServingError(
+                    Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found. {exc.message}'
+                ) from None
+            wanted = output_filter(sig, request.output_filter)
             inputs = {}
             for key, proto in request.inputs.items():
                 try:
@@ -174,7 +182,8 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             rows = check_predict_inputs(sig, inputs)
             deadline = _deadline(context)
             outputs = self._run(servable, sig, inputs, rows, deadline)
-            outputs = filter_outputs(sig, outputs, request.output_filter)
+            if wanted:
+                outputs = {k: outputs[k] for k in wanted}
             response = predict_pb2.PredictResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             for key, value in outputs.items():

@@ -316,19 +316,19 @@ def _dtype_name(arr: np.ndarray) -> str:
     return "string" if arr.dtype.kind in "OSU" else str(arr.dtype)
 
 
-def filter_outputs(
-    sig: Signature, outputs: dict[str, np.ndarray], wanted: Iterable[str]
-) -> dict[str, np.ndarray]:
-    wanted = list(wanted)
-    if not wanted:
-        return outputs
-    unknown = [w for w in wanted if w not in outputs]
-    if unknown:
-        raise invalid(
-            f"output_filter names {', '.join(unknown)}, which are not outputs of {sig.name!r} "
-            f"({', '.join(sorted(outputs))})"
-        )
-    return {k: outputs[k] for k in wanted}
+def output_filter(sig: Signature, wanted: Iterable[str]) -> list[str]:
+    """The outputs a Predict request asks for ([] for all), checked as TF Serving's predict_util does."""
+    names: list[str] = []
+    for alias in wanted:
+        if alias not in sig.outputs:
+            raise invalid(
+                f"output tensor alias not found in signature: {alias} "
+                f"Outputs expected to be in the set {{{','.join(sorted(sig.outputs))}}}."
+            )
+        if alias in names:
+            raise invalid(f"duplicate output tensor alias: {alias}")
+        names.append(alias)
+    return names
 
 
 # ---------------------------------------------------------------------------

@@ -105,7 +105,11 @@ def test_metadata_and_status(taxi_server: Any, pushed_model_dir: Path) -> None:
 @pytest.mark.parametrize(
     ("mutate", "code", "fragment"),
     [
-        (lambda r: r.model_spec.__setattr__("name", "nope"), grpc.StatusCode.NOT_FOUND, "'nope'"),
+        (
+            lambda r: r.model_spec.__setattr__("name", "nope"),
+            grpc.StatusCode.NOT_FOUND,
+            "request: Latest(nope)",
+        ),
         (lambda r: r.model_spec.version.__setattr__("value", 7), grpc.StatusCode.NOT_FOUND, "version 7"),
         (
             lambda r: r.model_spec.__setattr__("version_label", "stable"),
@@ -114,8 +118,8 @@ def test_metadata_and_status(taxi_server: Any, pushed_model_dir: Path) -> None:
         ),
         (
             lambda r: r.model_spec.__setattr__("signature_name", "nope"),
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "nope",
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "nope" not found.',
         ),
         (
             lambda r: r.inputs["fare"].CopyFrom(tf.make_tensor_proto(np.array([1], np.int64))),
@@ -123,7 +127,17 @@ def test_metadata_and_status(taxi_server: Any, pushed_model_dir: Path) -> None:
             "'fare'",
         ),
         (lambda r: r.inputs.pop("company"), grpc.StatusCode.INVALID_ARGUMENT, "missing: company"),
-        (lambda r: r.output_filter.append("logits"), grpc.StatusCode.INVALID_ARGUMENT, "logits"),
+        (
+            lambda r: r.output_filter.append("logits"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "output tensor alias not found in signature: logits Outputs expected to be in the set "
+            "{probabilities}.",
+        ),
+        (
+            lambda r: r.output_filter.extend(["probabilities", "probabilities"]),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "duplicate output tensor alias: probabilities",
+        ),
     ],
 )
 def test_predict_errors_use_canonical_codes(
