@@ -9,7 +9,10 @@
   versions already serving keep serving. It is retried only once its
   directory changes (e.g. the copy finished), so a broken push does not loop.
 - Version labels map to versions that are AVAILABLE; a label pointing at an
-  unavailable version is refused, as TF Serving does.
+  unavailable version is refused, as TF Serving does. The config's labels are
+  kept as the goal, and applied as soon as every version they name is AVAILABLE
+  (TF Serving would refuse to start; --allow_version_labels_for_unavailable_models
+  is the closest flag).
 """
 
 from __future__ import annotations
@@ -104,6 +107,9 @@ class ModelManager:
                 if self._stop.is_set():
                     return
                 self._poll_model(model)
+                wanted = dict(model.spec.labels)
+                if wanted != model.labels and all(v in model.servables for v in wanted.values()):
+                    self._apply_labels(model, wanted)  # the config's labels, now that they can apply
 
     def _poll_model(self, model: _Model) -> None:
         on_disk = self._scan(model)

@@ -273,6 +273,26 @@ def test_label_rollback_through_the_config_file_and_grpc(
     assert predict(server, taxi_rows[:1], "/v1/models/taxi/labels/stable").headers["x-model-version"] == "2"
 
 
+def test_a_label_on_a_version_not_yet_pushed_applies_once_it_is_available(
+    start_server: Any, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "tiny"
+    copy_version(tiny_model_dir, base, 1)
+    config_file = tmp_path / "models.config"
+    config_file.write_text(
+        f"""model_config_list {{ config {{ name: "tiny" base_path: "{base}" model_platform: "tensorflow"
+        model_version_policy {{ all {{ }} }} version_labels {{ key: "stable" value: 2 }} }} }}"""
+    )
+    server = start_server(model_config_file=str(config_file), file_system_poll_wait_seconds=0.1)
+    url = f"{server.rest_url}/v1/models/tiny/labels/stable:predict"
+    body = json.dumps({"instances": [{"x": 1.0, "n": 1, "tag": "a"}]})
+    early = httpx.post(url, content=body, timeout=30)
+    assert early.status_code == 400 and "Unrecognized servable version label: stable" in early.json()["error"]
+    copy_version(tiny_model_dir, base, 2)
+    wait_until(lambda: server.manager.labels("tiny") == {"stable": 2}, what="the label to apply")
+    assert httpx.post(url, content=body, timeout=30).headers["x-model-version"] == "2"
+
+
 def test_version_policies(start_server: Any, tiny_model_dir: Path, tmp_path: Path) -> None:
     base = tmp_path / "tiny"
     for v in (1, 2, 3):
