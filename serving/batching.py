@@ -106,27 +106,36 @@ class InferenceQueue:
         return future
 
     def run_if_idle(
-        self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray], deadline: float
+        self,
+        servable: Servable,
+        signature: Signature,
+        inputs: dict[str, np.ndarray],
+        rows: int | None,
+        deadline: float,
     ) -> Outputs | None:
         """Run the call on this thread if the queue is idle and the call is known to be short.
 
+        "Short" scales with the request: the signature's recent cost per row times this
+        request's rows, so one large request after many small ones still goes to a worker.
         Returns None (having done nothing) otherwise: then submit() it. Raises ServingError.
         """
+        if time.monotonic() > deadline:
+            raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded before the model ran")
         with self._lock:
-            cost = self._call_s.get(servable, {}).get(signature.name)
+            per_row = self._call_s.get(servable, {}).get(signature.name)
             idle = (
                 self._batching is None
                 and not self._closed
                 and not self._pending
                 and self._calls == 0
-                and cost is not None
-                and cost <= self._inline_max_call_s
+                and per_row is not None
+                and per_row * max(rows or 1, 1) <= self._inline_max_call_s
             )
             if not idle:
                 return None
             self._calls += 1
         try:
-            outputs = self._call(servable, signature, inputs)
+            outputs = self._call(servable, signature, inputs, rows)
         finally:
             with self._lock:
                 self._calls -= 1
@@ -134,8 +143,10 @@ class InferenceQueue:
             raise ServingError(Code.DEADLINE_EXCEEDED, "Deadline exceeded while the model ran")
         return outputs
 
-    def _call(self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray]) -> Outputs:
-        """One model call, timed; any failure becomes a ServingError."""
+    def _call(
+        self, servable: Servable, signature: Signature, inputs: dict[str, np.ndarray], rows: int | None
+    ) -> Outputs:
+        """One model call, timed (per row); any failure becomes a ServingError."""
         started = time.perf_counter()
         try:
             outputs = servable.call(signature, inputs)
@@ -144,11 +155,11 @@ class InferenceQueue:
         except Exception as exc:  # noqa: BLE001 - report any model failure to the callers, never drop it
             logger.exception("model call failed for %s", servable)
             raise ServingError(Code.INTERNAL, f"model call failed: {type(exc).__name__}: {exc}") from exc
-        elapsed = time.perf_counter() - started
+        per_row = (time.perf_counter() - started) / max(rows or 1, 1)
         with self._lock:
             costs = self._call_s.setdefault(servable, {})
             previous = costs.get(signature.name)
-            costs[signature.name] = elapsed if previous is None else (previous + elapsed) / 2
+            costs[signature.name] = per_row if previous is None else (previous + per_row) / 2
         return outputs
 
     def close(self) -> None:
@@ -169,7 +180,14 @@ class InferenceQueue:
             batch = self._next_batch(wake)
             if batch is None:
                 return
-            self._run(batch)
+            try:
+                self._run(batch)
+            except BaseException as exc:  # noqa: BLE001 - a worker must outlive any batch, and answer it
+                logger.exception("inference worker: a batch failed unexpectedly")
+                error = ServingError(Code.INTERNAL, f"inference failed: {type(exc).__name__}: {exc}")
+                for task in batch:
+                    if not task.future.done():
+                        task.future.set_exception(error)
 
     def _wait(self, wake: threading.Condition, timeout: float | None = None) -> None:
         """Wait (holding self._lock) until submit() or close() picks this worker, or the timeout."""
@@ -230,7 +248,7 @@ class InferenceQueue:
             inputs = first.inputs
             if len(live) > 1:
                 inputs = {k: np.concatenate([t.inputs[k] for t in live]) for k in first.inputs}
-            outputs = self._call(first.servable, first.signature, inputs)
+            outputs = self._call(first.servable, first.signature, inputs, sum(t.rows for t in live) or None)
         except ServingError as exc:
             error = exc
         except Exception as exc:  # noqa: BLE001 - e.g. inputs that cannot be concatenated; never drop callers
@@ -240,10 +258,14 @@ class InferenceQueue:
             with self._lock:
                 self._calls -= 1  # before the results go out, so a caller that got one sees the queue idle
         if error is None:
-            error = _split(outputs, live)
+            try:
+                error = _split(outputs, live)
+            except Exception as exc:  # noqa: BLE001 - e.g. an output that is not an array
+                error = ServingError(Code.INTERNAL, f"cannot split the batch's outputs: {exc}")
         if error is not None:
             for task in live:
-                task.future.set_exception(error)
+                if not task.future.done():
+                    task.future.set_exception(error)
 
 
 def _split(outputs: Outputs, live: list[_Task]) -> ServingError | None:

@@ -89,7 +89,7 @@ class _Base:
 
     def _run(self, servable: Any, sig: Any, inputs: dict, rows: int | None, deadline: float) -> Any:
         """The model call: on this thread when the server is idle, else on a worker."""
-        outputs = self.core.run_if_idle(servable, sig, inputs, deadline)
+        outputs = self.core.run_if_idle(servable, sig, inputs, rows, deadline)
         if outputs is not None:
             return outputs
         future = self.core.submit(servable, sig, inputs, rows, deadline)
@@ -136,19 +136,21 @@ def typed_tensor_proto(value: np.ndarray) -> Any:
     them in ``tensor_content`` bytes instead (``tf.make_ndarray`` reads either).
     """
     import tensorflow as tf
+    from tensorflow.core.framework import tensor_pb2
 
-    proto = tf.make_tensor_proto(value)
-    field = _VALUE_FIELDS.get(proto.dtype)
-    if field is None or not proto.tensor_content:
-        return proto  # strings (already string_val), or no values
-    flat = np.asarray(value).ravel()
+    arr = np.asarray(value)
+    dtype = tf.dtypes.as_dtype(arr.dtype).as_datatype_enum if arr.dtype.kind != "O" else None
+    field = _VALUE_FIELDS.get(dtype) if dtype is not None else None
+    if field is None:
+        return tf.make_tensor_proto(arr)  # strings: string_val already
+    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tf.TensorShape(arr.shape).as_proto())
+    flat = arr.ravel()
     if field == "half_val":
         values = flat.view(np.uint16).tolist()  # the bit patterns, as TF stores them
     elif field in ("scomplex_val", "dcomplex_val"):
         values = np.column_stack([flat.real, flat.imag]).ravel().tolist()
     else:
         values = flat.tolist()
-    proto.tensor_content = b""
     getattr(proto, field).extend(values)
     return proto
 
@@ -209,7 +211,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             servable, sig, examples, outputs = self._run_examples(request, context, box, classify_signature)
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, servable, sig.name)
-            for classes in classification_results(sig, outputs):
+            for classes in classification_results(sig, outputs, len(examples)):
                 entry = response.result.classifications.add()
                 for label, score in classes:
                     entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
@@ -223,7 +225,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             servable, sig, examples, outputs = self._run_examples(request, context, box, regress_signature)
             response = regression_pb2.RegressionResponse()
             _fill_spec(response.model_spec, servable, sig.name)
-            for value in regression_results(sig, outputs):
+            for value in regression_results(sig, outputs, len(examples)):
                 response.result.regressions.add(value=value)
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return response

@@ -105,7 +105,7 @@ class Servable:
             ) from exc
         except (TypeError, ValueError) as exc:
             raise invalid(_model_error(sig, inputs, f"signature {sig.name!r}: {exc}")) from exc
-        return {k: v.numpy() for k, v in result.items()}
+        return {k: np.asarray(v.numpy()) for k, v in result.items()}
 
     def __repr__(self) -> str:
         return f"Servable({self.model_name!r}, {self.version})"
@@ -244,11 +244,13 @@ def _replay(servable: Servable, log: Any) -> None:
     elif kind == "classify_log":
         req = log.classify_log.request
         sig = classify_signature(servable, req.model_spec.signature_name)
-        classification_results(sig, servable.call(sig, example_inputs(sig, serialized_examples(req.input))))
+        examples = serialized_examples(req.input)
+        classification_results(sig, servable.call(sig, example_inputs(sig, examples)), len(examples))
     elif kind == "regress_log":
         req = log.regress_log.request
         sig = regress_signature(servable, req.model_spec.signature_name)
-        regression_results(sig, servable.call(sig, example_inputs(sig, serialized_examples(req.input))))
+        examples = serialized_examples(req.input)
+        regression_results(sig, servable.call(sig, example_inputs(sig, examples)), len(examples))
     else:
         raise ServingError(Code.UNIMPLEMENTED, f"warmup records of type {kind} are not supported")
 
@@ -345,7 +347,7 @@ def _classify_problem(sig: Signature) -> str:
         return f"No classification inputs found in SignatureDef: the input is {next(iter(sig.inputs))!r}"
     if "classes" not in sig.outputs and "scores" not in sig.outputs:
         return 'Expected classification signature outputs to contain at least one of "classes" or "scores"'
-    return ""
+    return _examples_input_problem(sig)
 
 
 def _regress_problem(sig: Signature) -> str:
@@ -358,6 +360,12 @@ def _regress_problem(sig: Signature) -> str:
         return f"No regression inputs found in SignatureDef: the input is {next(iter(sig.inputs))!r}"
     if "outputs" not in sig.outputs:
         return f"No regression outputs found in SignatureDef: the output is {next(iter(sig.outputs))!r}"
+    return _examples_input_problem(sig)
+
+
+def _examples_input_problem(sig: Signature) -> str:
+    if sig.inputs["inputs"].dtype != "string":
+        return "the 'inputs' input must be a string tensor of serialized tf.Examples"
     return ""
 
 
@@ -371,8 +379,6 @@ def _example_signature(servable: Servable, name: str, api: str, problem_of: Any)
     """
     sig = servable.signature(name)
     problem = problem_of(sig)
-    if not problem and sig.inputs["inputs"].dtype != "string":
-        problem = "the 'inputs' input must be a string tensor of serialized tf.Examples"
     if problem:
         supporting = sorted(
             k for k, s in servable.signatures.items() if s.fn is not None and not problem_of(s)
@@ -416,7 +422,7 @@ def example_inputs(sig: Signature, examples: list[bytes]) -> dict[str, np.ndarra
 
 
 def classification_results(
-    sig: Signature, outputs: Mapping[str, np.ndarray]
+    sig: Signature, outputs: Mapping[str, np.ndarray], num_examples: int
 ) -> list[list[tuple[bytes, float]]]:
     """Per example: (label, score) pairs, checked as TF Serving's PostProcessClassificationResult."""
     classes, scores = outputs.get("classes"), outputs.get("scores")
@@ -432,6 +438,8 @@ def classification_results(
             )
         if arr.dtype.kind not in kinds or (dtype == "DT_FLOAT" and arr.dtype != np.float32):
             raise invalid(f"Expected {name} Tensor of {dtype}. Got: {arr.dtype}")
+        if arr.shape[0] != num_examples:
+            raise invalid(f"Expected {name} output batch size of {num_examples}. Got: {arr.shape[0]}")
     if classes is not None and scores is not None and classes.shape != scores.shape:
         raise invalid(
             "Tensors class and score should match in dim_size(1). "
@@ -451,7 +459,7 @@ def classification_results(
     ]
 
 
-def regression_results(sig: Signature, outputs: Mapping[str, np.ndarray]) -> list[float]:
+def regression_results(sig: Signature, outputs: Mapping[str, np.ndarray], num_examples: int) -> list[float]:
     """One value per example, checked as TF Serving's PostProcessRegressionResult."""
     values = outputs["outputs"]
     if values.dtype != np.float32:
@@ -462,5 +470,9 @@ def regression_results(sig: Signature, outputs: Mapping[str, np.ndarray]) -> lis
         raise invalid(
             "Expected output Tensor shape to be either [batch_size] or [batch_size, 1] "
             f"but got {list(values.shape)}"
+        )
+    if values.shape[0] != num_examples:
+        raise invalid(
+            f"Input batch size did not match output batch size: {num_examples} vs. {values.shape[0]}"
         )
     return [float(v) for v in values]

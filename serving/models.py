@@ -233,7 +233,7 @@ class ModelManager:
         if bad:
             problems = [
                 f"model {model.spec.name!r}: label {label!r} -> version {v} refused: that version is not "
-                f"AVAILABLE ({self._describe(model, v)}); labels are kept as they were"
+                f"AVAILABLE ({self._describe(model, v)}); the labels stay as they were until it is"
                 for label, v in sorted(bad.items())
             ]
             for p in problems:
@@ -278,7 +278,7 @@ class ModelManager:
         request = (
             f"Latest({name})"
             if version is None and label is None
-            else f"Specific({name}, {version or label})"
+            else f"Specific({name}, {version if version is not None else label})"
         )
         model = self._model(name, request)
         servables = model.servables

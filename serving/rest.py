@@ -183,9 +183,9 @@ class _RestApi:
             inputs = example_inputs(sig, examples)
             outputs = await self._run(servable, sig, inputs, len(examples), deadline, large)
             if api == "classify":
-                out = codec.classify_response(classification_results(sig, outputs))
+                out = codec.classify_response(classification_results(sig, outputs, len(examples)))
             else:
-                out = codec.regress_response(regression_results(sig, outputs))
+                out = codec.regress_response(regression_results(sig, outputs, len(examples)))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return servable.version, out
 
@@ -194,7 +194,7 @@ class _RestApi:
     ) -> dict:
         """The model call: right here when the server is idle (small requests only), else on a worker."""
         if not large:
-            outputs = self.core.run_if_idle(servable, sig, inputs, deadline)
+            outputs = self.core.run_if_idle(servable, sig, inputs, rows, deadline)
             if outputs is not None:
                 return outputs
         return await self._wait(self.core.submit(servable, sig, inputs, rows, deadline), deadline)

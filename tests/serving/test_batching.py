@@ -30,61 +30,6 @@ def queue() -> Iterator[InferenceQueue]:
     q.close()
 
 
-def sleep_inputs(micros: int) -> dict[str, np.ndarray]:
-    return {"micros": np.array(micros, np.int64)}
-
-
-def learn(queue: InferenceQueue, tiny: Servable, name: str, inputs: dict[str, np.ndarray]) -> dict:
-    """Call through the workers until the queue knows the call is short; return its inline result."""
-    sig = tiny.signature(name)
-    for _ in range(20):  # the first calls on a fresh thread are slow; the average follows the last few
-        queue.submit(tiny, sig, inputs, None, time.monotonic() + 30).result(30)
-        time.sleep(0.01)
-        outputs = queue.run_if_idle(tiny, sig, inputs, time.monotonic() + 30)
-        if outputs is not None:
-            return outputs
-    raise AssertionError(f"signature {name!r} never ran on the caller's thread")
-
-
-def test_idle_call_runs_on_the_callers_thread_once_known_short(tiny: Servable, queue: InferenceQueue) -> None:
-    # Unknown cost: the first call goes to a worker.
-    assert queue.run_if_idle(tiny, tiny.signature(""), ROWS, time.monotonic() + 30) is None
-    inline = learn(queue, tiny, "", ROWS)
-    assert inline["doubled"].tolist() == [3.0, -4.0] and inline["shout"].tolist() == [b"A", b"B"]
-
-
-def test_a_busy_worker_sends_calls_to_the_queue(tiny: Servable, queue: InferenceQueue) -> None:
-    sig, sleep = tiny.signature(""), tiny.signature("sleep")
-    far = time.monotonic() + 30
-    learn(queue, tiny, "", ROWS)
-    busy = queue.submit(tiny, sleep, sleep_inputs(400_000), None, far)
-    time.sleep(0.1)  # the worker has taken it
-    assert not busy.done()
-    assert queue.run_if_idle(tiny, sig, ROWS, far) is None
-    assert busy.result(30)["slept"].tolist() == 400_000
-    assert queue.run_if_idle(tiny, sig, ROWS, far) is not None
-
-
-def test_a_slow_signature_never_runs_on_the_callers_thread(tiny: Servable, queue: InferenceQueue) -> None:
-    sleep = tiny.signature("sleep")
-    far = time.monotonic() + 30
-    slow = int(4 * INLINE_MAX_CALL_S * 1e6)  # 20 ms
-    for _ in range(3):
-        queue.submit(tiny, sleep, sleep_inputs(slow), None, far).result(30)
-        assert queue.run_if_idle(tiny, sleep, sleep_inputs(slow), far) is None
-
-
-def test_batching_always_goes_through_the_queue(tiny: Servable) -> None:
-    queue = InferenceQueue(1, BatchingOptions())
-    try:
-        sig = tiny.signature("")
-        for _ in range(5):
-            queue.submit(tiny, sig, ROWS, 2, time.monotonic() + 30).result(30)
-            assert queue.run_if_idle(tiny, sig, ROWS, time.monotonic() + 30) is None
-    finally:
-        queue.close()
-
-
 @pytest.fixture
 def lenient_queue() -> Iterator[InferenceQueue]:
     """Runs calls of up to 100 ms inline: the "sleep" signature costs a few ms even when it does not sleep."""
@@ -93,13 +38,84 @@ def lenient_queue() -> Iterator[InferenceQueue]:
     q.close()
 
 
+def sleep_inputs(micros: int) -> dict[str, np.ndarray]:
+    return {"micros": np.array(micros, np.int64)}
+
+
+def learn(
+    queue: InferenceQueue, tiny: Servable, name: str, inputs: dict[str, np.ndarray], rows: int | None = None
+) -> dict:
+    """Call through the workers until the queue knows the call is short; return its inline result."""
+    sig = tiny.signature(name)
+    for _ in range(20):  # the first calls on a fresh thread are slow; the average follows the last few
+        queue.submit(tiny, sig, inputs, rows, time.monotonic() + 30).result(30)
+        outputs = queue.run_if_idle(tiny, sig, inputs, rows, time.monotonic() + 30)
+        if outputs is not None:
+            return outputs
+    raise AssertionError(f"signature {name!r} never ran on the caller's thread")
+
+
+def wait_for_calls(queue: InferenceQueue, count: int) -> None:
+    """Until `count` model calls are running (bounded: 10 s)."""
+    deadline = time.monotonic() + 10
+    while queue._calls != count:
+        assert time.monotonic() < deadline, f"never saw {count} running call(s)"
+        time.sleep(0.005)
+
+
+def test_idle_call_runs_on_the_callers_thread_once_known_short(tiny: Servable, queue: InferenceQueue) -> None:
+    # Unknown cost: the first call goes to a worker.
+    assert queue.run_if_idle(tiny, tiny.signature(""), ROWS, 2, time.monotonic() + 30) is None
+    inline = learn(queue, tiny, "", ROWS, 2)
+    assert inline["doubled"].tolist() == [3.0, -4.0] and inline["shout"].tolist() == [b"A", b"B"]
+
+
+def test_a_busy_worker_sends_calls_to_the_queue(tiny: Servable, lenient_queue: InferenceQueue) -> None:
+    queue = lenient_queue
+    sig, sleep = tiny.signature(""), tiny.signature("sleep")
+    far = time.monotonic() + 30
+    learn(queue, tiny, "", ROWS, 2)
+    busy = queue.submit(tiny, sleep, sleep_inputs(400_000), None, far)
+    wait_for_calls(queue, 1)  # a worker has taken it
+    assert queue.run_if_idle(tiny, sig, ROWS, 2, far) is None
+    assert busy.result(30)["slept"].tolist() == 400_000
+    assert queue.run_if_idle(tiny, sig, ROWS, 2, far) is not None
+
+
+def test_a_large_request_after_small_ones_goes_to_a_worker(tiny: Servable, queue: InferenceQueue) -> None:
+    learn(queue, tiny, "", ROWS, 2)
+    # The cost is kept per row: 200,000 rows at the small requests' rate would block the caller too long.
+    many = {k: np.repeat(v, 100_000) for k, v in ROWS.items()}
+    assert queue.run_if_idle(tiny, tiny.signature(""), many, 200_000, time.monotonic() + 30) is None
+
+
+def test_a_slow_signature_never_runs_on_the_callers_thread(tiny: Servable, queue: InferenceQueue) -> None:
+    sleep = tiny.signature("sleep")
+    far = time.monotonic() + 30
+    slow = int(4 * INLINE_MAX_CALL_S * 1e6)  # 20 ms
+    for _ in range(3):
+        queue.submit(tiny, sleep, sleep_inputs(slow), None, far).result(30)
+        assert queue.run_if_idle(tiny, sleep, sleep_inputs(slow), None, far) is None
+
+
+def test_batching_always_goes_through_the_queue(tiny: Servable) -> None:
+    queue = InferenceQueue(1, BatchingOptions())
+    try:
+        sig = tiny.signature("")
+        for _ in range(5):
+            queue.submit(tiny, sig, ROWS, 2, time.monotonic() + 30).result(30)
+            assert queue.run_if_idle(tiny, sig, ROWS, 2, time.monotonic() + 30) is None
+    finally:
+        queue.close()
+
+
 def test_an_inline_call_past_its_deadline_is_deadline_exceeded(
     tiny: Servable, lenient_queue: InferenceQueue
 ) -> None:
     queue = lenient_queue
     learn(queue, tiny, "sleep", sleep_inputs(0))
     with pytest.raises(ServingError) as info:
-        queue.run_if_idle(tiny, tiny.signature("sleep"), sleep_inputs(3_000), time.monotonic() + 0.001)
+        queue.run_if_idle(tiny, tiny.signature("sleep"), sleep_inputs(3_000), None, time.monotonic() + 0.001)
     assert info.value.code == Code.DEADLINE_EXCEEDED and "Deadline exceeded" in info.value.message
 
 
@@ -113,13 +129,13 @@ def test_one_inline_call_at_a_time(tiny: Servable, lenient_queue: InferenceQueue
 
     def inline() -> None:
         started.set()
-        results.append(queue.run_if_idle(tiny, sleep, sleep_inputs(300_000), far))
+        results.append(queue.run_if_idle(tiny, sleep, sleep_inputs(300_000), None, far))
 
     t = threading.Thread(target=inline)
     t.start()
     started.wait(10)
-    time.sleep(0.05)
+    wait_for_calls(queue, 1)
     # While that call runs on its caller's thread, another caller is sent to the workers.
-    assert queue.run_if_idle(tiny, sleep, sleep_inputs(0), far) is None
+    assert queue.run_if_idle(tiny, sleep, sleep_inputs(0), None, far) is None
     t.join(30)
     assert results[0] is not None and results[0]["slept"].tolist() == 300_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -50,3 +51,24 @@ def test_only_requests_that_fit_the_signature_can_be_batched(tiny_model_dir: Pat
     with pytest.raises(ServingError) as info:
         check_predict_inputs(sig, {"pairs": np.zeros((3, 2), np.int64)})
     assert "input 'pairs': got dtype int64, the signature expects float32[-1,2]" in info.value.message
+
+
+def test_the_flat_call_keeps_same_dtype_inputs_in_order(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    spec = tf.TensorSpec([None], tf.float32)
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[spec, spec, spec])
+        def weigh(self, zeta: Any, Alpha: Any, mid: Any) -> Any:  # noqa: N803 - an input name with a capital
+            return {"out": 100.0 * zeta + 10.0 * Alpha + mid}
+
+    model = Model()
+    tf.saved_model.save(model, str(tmp_path / "1"), signatures={"serving_default": model.weigh})
+    servable = load_servable("weigh", 1, tmp_path / "1")
+    sig = servable.signature("")
+    assert sig.flat_inputs is not None
+    inputs = {"zeta": np.array([1.0], np.float32), "Alpha": np.array([2.0], np.float32)}
+    inputs["mid"] = np.array([3.0], np.float32)
+    assert servable.call(sig, inputs)["out"].tolist() == [123.0]
+    assert servable.call(dataclasses.replace(sig, flat_inputs=None), inputs)["out"].tolist() == [123.0]
