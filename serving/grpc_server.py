@@ -21,6 +21,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -44,6 +45,8 @@ from serving.inference import (
 from serving.service import ServingCore, metadata_response, status_response
 
 logger = logging.getLogger(__name__)
+CLASSIFY_METHOD = "tensorflow/serving/classify"  # InferenceTask.method_name values
+REGRESS_METHOD = "tensorflow/serving/regress"
 T = TypeVar("T")
 
 
@@ -155,6 +158,18 @@ def typed_tensor_proto(value: np.ndarray) -> Any:
     return proto
 
 
+def _fill_classifications(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
+    for classes in classification_results(sig, outputs, num_examples):
+        entry = result.classifications.add()
+        for label, score in classes:
+            entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
+
+
+def _fill_regressions(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
+    for value in regression_results(sig, outputs, num_examples):
+        result.regressions.add(value=value)
+
+
 def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
     out.name = servable.model_name
     out.version.value = servable.version
@@ -211,10 +226,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             servable, sig, examples, outputs = self._run_examples(request, context, box, classify_signature)
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, servable, sig.name)
-            for classes in classification_results(sig, outputs, len(examples)):
-                entry = response.result.classifications.add()
-                for label, score in classes:
-                    entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
+            _fill_classifications(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return response
 
@@ -225,20 +237,58 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             servable, sig, examples, outputs = self._run_examples(request, context, box, regress_signature)
             response = regression_pb2.RegressionResponse()
             _fill_spec(response.model_spec, servable, sig.name)
-            for value in regression_results(sig, outputs, len(examples)):
-                response.result.regressions.add(value=value)
+            _fill_regressions(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return response
 
         return self._handle("regress", request.model_spec, context, run, admit=True)
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
-        def run(box: list[int | None]) -> Any:
-            raise ServingError(
-                Code.UNIMPLEMENTED, "MultiInference is not supported: call Classify or Regress"
-            )
+        """Several classify/regress signatures of one model on the same examples (multi_inference.cc)."""
+        tasks = list(request.tasks)
+        first = tasks[0].model_spec if tasks else inference_pb2.InferenceTask().model_spec
 
-        return self._handle("multi_inference", request.model_spec, context, run, admit=False)
+        def run(box: list[int | None]) -> Any:
+            if not tasks:
+                raise invalid("MultiInferenceRequest has no tasks: add one per signature to run")
+            if any(not t.model_spec.name for t in tasks):
+                raise invalid("Found ModelSpec with an empty model name.")
+            if len({t.model_spec.name for t in tasks}) > 1:
+                raise invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            servable = self._resolve(first, box)
+            picked = []
+            for task in tasks:
+                name = task.model_spec.signature_name or DEFAULT_SIGNATURE
+                if any(name == sig.name for _, sig in picked):
+                    raise invalid(f"Duplicate evaluation of signature: {name}")
+                pick = {CLASSIFY_METHOD: classify_signature, REGRESS_METHOD: regress_signature}.get(
+                    task.method_name
+                )
+                if pick is None:
+                    raise ServingError(
+                        Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
+                    )
+                picked.append((task, pick(servable, name)))
+            tensors = {
+                servable.signature_defs.signature_def[sig.name].inputs["inputs"].name for _, sig in picked
+            }
+            if len(tensors) > 1:
+                raise invalid("Input tensor must be the same for all Signatures.")
+            examples = serialized_examples(request.input)
+            deadline = _deadline(context)
+            response = inference_pb2.MultiInferenceResponse()
+            for task, sig in picked:
+                outputs = self._run(servable, sig, example_inputs(sig, examples), len(examples), deadline)
+                result = response.results.add()
+                result.model_spec.CopyFrom(task.model_spec)
+                _fill_spec(result.model_spec, servable, sig.name)
+                if task.method_name == CLASSIFY_METHOD:
+                    _fill_classifications(result.classification_result, sig, outputs, len(examples))
+                else:
+                    _fill_regressions(result.regression_result, sig, outputs, len(examples))
+            return response
+
+        return self._handle("multi_inference", first, context, run, admit=True)
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         def run(box: list[int | None]) -> Any:

@@ -15,6 +15,7 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import (
     classification_pb2,
+    inference_pb2,
     predict_pb2,
     prediction_service_pb2_grpc,
     regression_pb2,
@@ -96,3 +97,37 @@ def test_the_same_model_over_grpc_with_the_stock_stubs(server: Any) -> None:
         classify.input.example_list.examples.add().features.feature["x"].float_list.value.append(5.0)
         classes = stub.Classify(classify, timeout=30).result.classifications
         assert [(c.label, c.score) for c in classes[0].classes] == [("", 5.5)]
+
+
+def test_multi_inference_runs_classify_and_regress_on_the_same_examples(server: Any) -> None:
+    request = inference_pb2.MultiInferenceRequest()
+    for signature, method in (
+        ("tensorflow/serving/regress", "tensorflow/serving/regress"),
+        ("tensorflow/serving/classify", "tensorflow/serving/classify"),
+    ):
+        task = request.tasks.add(method_name=method)
+        task.model_spec.name = "half_plus_three"
+        task.model_spec.signature_name = signature
+    for value in (1.0, 2.0):
+        request.input.example_list.examples.add().features.feature["x"].float_list.value.append(value)
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        regress, classify = stub.MultiInference(request, timeout=30).results
+        assert [r.value for r in regress.regression_result.regressions] == [3.5, 4.0]
+        assert regress.model_spec.version.value == 123
+        assert [[c.score for c in e.classes] for e in classify.classification_result.classifications] == [
+            [3.5],
+            [4.0],
+        ]
+        # The same signature twice, or a predict task, is refused as TF Serving refuses it.
+        request.tasks[1].model_spec.signature_name = "tensorflow/serving/regress"
+        request.tasks[1].method_name = "tensorflow/serving/regress"
+        with pytest.raises(grpc.RpcError) as twice:
+            stub.MultiInference(request, timeout=30)
+        assert twice.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "Duplicate evaluation of signature: tensorflow/serving/regress" in twice.value.details()
+        request.tasks[1].model_spec.signature_name = "serving_default"
+        request.tasks[1].method_name = "tensorflow/serving/predict"
+        with pytest.raises(grpc.RpcError) as predict:
+            stub.MultiInference(request, timeout=30)
+        assert predict.value.code() == grpc.StatusCode.UNIMPLEMENTED
