@@ -17,8 +17,9 @@ TensorFlow thread-local state, instead of calls alternating between threads
 workers than on one).
 
 When the server is idle (batching off, nothing queued, no model call running)
-and a signature's recent calls took at most ``INLINE_MAX_CALL_S``, ``run_if_idle``
-runs the call on the caller's own thread, as TF Serving runs a request on the
+and the call is expected to take at most ``INLINE_MAX_CALL_S`` (the signature's
+recent cost per row times the request's rows), ``submit`` runs it on the
+caller's own thread (``run_if_idle``) and returns a resolved future, as TF Serving runs a request on the
 thread that received it. That saves two thread hand-offs per request at low
 load (REST p50 at batch 1 on the taxi model: ~0.2 ms); under load, or for a slow
 model, requests go through the workers, so the REST event loop never waits long
@@ -46,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 Outputs = dict[str, np.ndarray]
 
-# A call runs on the caller's thread only if this signature's recent calls took at most this long.
+# A call runs on the caller's thread only if it is expected to take at most this long.
 INLINE_MAX_CALL_S = 0.005
 
 
@@ -91,9 +92,23 @@ class InferenceQueue:
         inputs: dict[str, np.ndarray],
         rows: int | None,
         deadline: float,
+        inline: bool = True,
     ) -> Future:
-        """Queue one signature call; the future resolves to its outputs (or a ServingError)."""
+        """Queue one signature call; the future resolves to its outputs (or a ServingError).
+
+        With ``inline`` (the default), an idle queue runs a short call right here
+        (run_if_idle) and returns an already-resolved future.
+        """
         future: Future = Future()
+        if inline:
+            try:
+                outputs = self.run_if_idle(servable, signature, inputs, rows, deadline)
+            except ServingError as exc:
+                future.set_exception(exc)
+                return future
+            if outputs is not None:
+                future.set_result(outputs)
+                return future
         batchable = self._batching is not None and signature.batchable and rows is not None
         key = (id(servable), signature.name) if batchable else None
         task = _Task(servable, signature, inputs, rows or 0, deadline, future, key)

@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import grpc
 import numpy as np
+from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -91,10 +92,7 @@ class _Base:
         return servable
 
     def _run(self, servable: Any, sig: Any, inputs: dict, rows: int | None, deadline: float) -> Any:
-        """The model call: on this thread when the server is idle, else on a worker."""
-        outputs = self.core.run_if_idle(servable, sig, inputs, rows, deadline)
-        if outputs is not None:
-            return outputs
+        """The model call's outputs (run on this thread when the queue is idle, else on a worker)."""
         future = self.core.submit(servable, sig, inputs, rows, deadline)
         try:
             return future.result(None if deadline == math.inf else max(deadline - time.monotonic(), 0.0))
@@ -111,23 +109,23 @@ def _deadline(context: grpc.ServicerContext) -> float:
     return math.inf if remaining is None else time.monotonic() + remaining
 
 
-# TensorProto's typed value field per dtype enum, as Tensor::AsProtoField fills them.
+# TensorProto's typed value field per dtype, as Tensor::AsProtoField fills them.
 _VALUE_FIELDS = {
-    1: "float_val",  # DT_FLOAT
-    2: "double_val",  # DT_DOUBLE
-    3: "int_val",  # DT_INT32
-    4: "int_val",  # DT_UINT8
-    5: "int_val",  # DT_INT16
-    6: "int_val",  # DT_INT8
-    8: "scomplex_val",  # DT_COMPLEX64
-    9: "int64_val",  # DT_INT64
-    10: "bool_val",  # DT_BOOL
-    14: "half_val",  # DT_BFLOAT16
-    17: "int_val",  # DT_UINT16
-    18: "dcomplex_val",  # DT_COMPLEX128
-    19: "half_val",  # DT_HALF
-    22: "uint32_val",  # DT_UINT32
-    23: "uint64_val",  # DT_UINT64
+    types_pb2.DT_FLOAT: "float_val",
+    types_pb2.DT_DOUBLE: "double_val",
+    types_pb2.DT_INT32: "int_val",
+    types_pb2.DT_UINT8: "int_val",
+    types_pb2.DT_INT16: "int_val",
+    types_pb2.DT_INT8: "int_val",
+    types_pb2.DT_UINT16: "int_val",
+    types_pb2.DT_INT64: "int64_val",
+    types_pb2.DT_UINT32: "uint32_val",
+    types_pb2.DT_UINT64: "uint64_val",
+    types_pb2.DT_BOOL: "bool_val",
+    types_pb2.DT_HALF: "half_val",
+    types_pb2.DT_BFLOAT16: "half_val",
+    types_pb2.DT_COMPLEX64: "scomplex_val",
+    types_pb2.DT_COMPLEX128: "dcomplex_val",
 }
 
 

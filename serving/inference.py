@@ -426,9 +426,9 @@ def classification_results(
 ) -> list[list[tuple[bytes, float]]]:
     """Per example: (label, score) pairs, checked as TF Serving's PostProcessClassificationResult."""
     classes, scores = outputs.get("classes"), outputs.get("scores")
-    for name, arr, kinds, dtype in (
-        ("classes", classes, "OSU", "DT_STRING"),
-        ("scores", scores, "f", "DT_FLOAT"),
+    for name, arr, dtype_ok, dtype in (
+        ("classes", classes, classes is not None and classes.dtype.kind in "OSU", "DT_STRING"),
+        ("scores", scores, scores is not None and scores.dtype == np.float32, "DT_FLOAT"),
     ):
         if arr is None:
             continue
@@ -436,7 +436,7 @@ def classification_results(
             raise invalid(
                 f"Expected Tensor shape: [batch_size num_classes] but got {list(arr.shape)} ({name})"
             )
-        if arr.dtype.kind not in kinds or (dtype == "DT_FLOAT" and arr.dtype != np.float32):
+        if not dtype_ok:
             raise invalid(f"Expected {name} Tensor of {dtype}. Got: {arr.dtype}")
         if arr.shape[0] != num_examples:
             raise invalid(f"Expected {name} output batch size of {num_examples}. Got: {arr.shape[0]}")

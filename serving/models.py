@@ -307,7 +307,7 @@ class ModelManager:
     def statuses(self, name: str, version: int | None = None) -> list[VersionStatus]:
         """The versions' states, newest first: one version's, or all (TF Serving's GetModelStatus).
 
-        As in TF Serving, a version label does not narrow the status: callers pass no label.
+        As in TF Serving, a version label does not narrow the status, so there is no label here.
         """
         model = self._models.get(name)
         statuses = model.statuses if model is not None else {}

@@ -32,8 +32,6 @@ from starlette.routing import Route
 from serving import codec
 from serving.errors import Code, ServingError, invalid
 from serving.inference import (
-    Servable,
-    Signature,
     check_predict_inputs,
     classification_results,
     classify_signature,
@@ -174,14 +172,16 @@ class _RestApi:
                     return inputs, columnar, check_predict_inputs(sig, inputs)
 
                 inputs, columnar, rows = await self._maybe_off_loop(large, prepare)
-                outputs = await self._run(servable, sig, inputs, rows, deadline, large)
+                future = self.core.submit(servable, sig, inputs, rows, deadline, inline=not large)
+                outputs = await self._wait(future, deadline)
                 out = await self._maybe_off_loop(large, lambda: codec.predict_response(outputs, columnar))
                 self.core.maybe_log(servable, sig, inputs, outputs)
                 return servable.version, out
             sig = (classify_signature if api == "classify" else regress_signature)(servable, sig_name)
             examples = await self._maybe_off_loop(large, lambda: codec.examples_from_json(doc))
             inputs = example_inputs(sig, examples)
-            outputs = await self._run(servable, sig, inputs, len(examples), deadline, large)
+            future = self.core.submit(servable, sig, inputs, len(examples), deadline, inline=not large)
+            outputs = await self._wait(future, deadline)
             if api == "classify":
                 out = codec.classify_response(classification_results(sig, outputs, len(examples)))
             else:
@@ -189,17 +189,9 @@ class _RestApi:
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
             return servable.version, out
 
-    async def _run(
-        self, servable: Servable, sig: Signature, inputs: dict, rows: int | None, deadline: float, large: bool
-    ) -> dict:
-        """The model call: right here when the server is idle (small requests only), else on a worker."""
-        if not large:
-            outputs = self.core.run_if_idle(servable, sig, inputs, rows, deadline)
-            if outputs is not None:
-                return outputs
-        return await self._wait(self.core.submit(servable, sig, inputs, rows, deadline), deadline)
-
     async def _wait(self, future: Future, deadline: float) -> Any:
+        if future.done():  # run on this thread (the queue was idle): no hand-off through the loop
+            return future.result()
         # A timer that cancels the future, rather than asyncio.wait_for, which costs a Task per request.
         loop = asyncio.get_running_loop()
         waiter = asyncio.wrap_future(future, loop=loop)

@@ -78,19 +78,9 @@ class ServingCore:
         inputs: dict[str, np.ndarray],
         rows: int | None,
         deadline: float,
+        inline: bool = True,
     ) -> Future:
-        return self.queue.submit(servable, sig, inputs, rows, deadline)
-
-    def run_if_idle(
-        self,
-        servable: Servable,
-        sig: Signature,
-        inputs: dict[str, np.ndarray],
-        rows: int | None,
-        deadline: float,
-    ) -> dict[str, np.ndarray] | None:
-        """The call's outputs, run on this thread when the server is idle; None: submit() it instead."""
-        return self.queue.run_if_idle(servable, sig, inputs, rows, deadline)
+        return self.queue.submit(servable, sig, inputs, rows, deadline, inline)
 
     def metric_model_name(self, name: str) -> str:
         """Label value for metrics: only served names, so arbitrary URLs cannot blow up cardinality."""

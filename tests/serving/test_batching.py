@@ -48,7 +48,7 @@ def learn(
     """Call through the workers until the queue knows the call is short; return its inline result."""
     sig = tiny.signature(name)
     for _ in range(20):  # the first calls on a fresh thread are slow; the average follows the last few
-        queue.submit(tiny, sig, inputs, rows, time.monotonic() + 30).result(30)
+        queue.submit(tiny, sig, inputs, rows, time.monotonic() + 30, inline=False).result(30)
         outputs = queue.run_if_idle(tiny, sig, inputs, rows, time.monotonic() + 30)
         if outputs is not None:
             return outputs
@@ -68,6 +68,9 @@ def test_idle_call_runs_on_the_callers_thread_once_known_short(tiny: Servable, q
     assert queue.run_if_idle(tiny, tiny.signature(""), ROWS, 2, time.monotonic() + 30) is None
     inline = learn(queue, tiny, "", ROWS, 2)
     assert inline["doubled"].tolist() == [3.0, -4.0] and inline["shout"].tolist() == [b"A", b"B"]
+    # submit() takes the same path: the future it returns is already resolved.
+    future = queue.submit(tiny, tiny.signature(""), ROWS, 2, time.monotonic() + 30)
+    assert future.done() and future.result()["doubled"].tolist() == [3.0, -4.0]
 
 
 def test_a_busy_worker_sends_calls_to_the_queue(tiny: Servable, lenient_queue: InferenceQueue) -> None:
@@ -75,7 +78,7 @@ def test_a_busy_worker_sends_calls_to_the_queue(tiny: Servable, lenient_queue: I
     sig, sleep = tiny.signature(""), tiny.signature("sleep")
     far = time.monotonic() + 30
     learn(queue, tiny, "", ROWS, 2)
-    busy = queue.submit(tiny, sleep, sleep_inputs(400_000), None, far)
+    busy = queue.submit(tiny, sleep, sleep_inputs(400_000), None, far, inline=False)
     wait_for_calls(queue, 1)  # a worker has taken it
     assert queue.run_if_idle(tiny, sig, ROWS, 2, far) is None
     assert busy.result(30)["slept"].tolist() == 400_000
@@ -94,7 +97,7 @@ def test_a_slow_signature_never_runs_on_the_callers_thread(tiny: Servable, queue
     far = time.monotonic() + 30
     slow = int(4 * INLINE_MAX_CALL_S * 1e6)  # 20 ms
     for _ in range(3):
-        queue.submit(tiny, sleep, sleep_inputs(slow), None, far).result(30)
+        queue.submit(tiny, sleep, sleep_inputs(slow), None, far, inline=False).result(30)
         assert queue.run_if_idle(tiny, sleep, sleep_inputs(slow), None, far) is None
 
 
