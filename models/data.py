@@ -16,12 +16,19 @@ def input_fn(
     tf_transform_output: tft.TFTransformOutput,
     batch_size: int,
     seed: int | None = None,
+    once: bool = False,
 ) -> tf.data.Dataset:
-    """Batches of transformed features and the label, repeated forever."""
-    return data_accessor.tf_dataset_factory(
-        file_pattern,
+    """Batches of transformed features and the label: repeated forever, or one pass in order."""
+    options = (
         tfxio.TensorFlowDatasetOptions(
+            batch_size=batch_size, label_key=LABEL.transformed_name, num_epochs=1, shuffle=False
+        )
+        if once
+        else tfxio.TensorFlowDatasetOptions(
             batch_size=batch_size, label_key=LABEL.transformed_name, shuffle_seed=seed
-        ),
-        tf_transform_output.transformed_metadata.schema,
-    ).repeat()
+        )
+    )
+    dataset = data_accessor.tf_dataset_factory(
+        file_pattern, options, tf_transform_output.transformed_metadata.schema
+    )
+    return dataset if once else dataset.repeat()

@@ -5,6 +5,8 @@
   NaN (numbers) or "" (strings), and treated like a missing CSV cell.
 - ``serving_tf_example``: serialized ``tf.Example`` protos.
 - ``transform_features``: serialized examples to transformed features, for TFMA.
+- ``evaluation``: serialized examples to the model's probability and the
+  simple rule's (``models/rule.py``), so TFMA grades both on the same rows.
 
 Both serving signatures return ``{"probabilities": [batch]}``: the probability
 of a big tip.
@@ -19,6 +21,7 @@ import tensorflow_transform as tft
 import tf_keras as keras
 
 from models.features import FEATURES, Dtype
+from models.rule import RULE_OUTPUT, Rule
 
 OUTPUT_KEY = "probabilities"
 _TF_DTYPES = {Dtype.FLOAT: tf.float32, Dtype.INT: tf.int64, Dtype.STRING: tf.string}
@@ -51,7 +54,7 @@ def _to_raw(values: tf.Tensor, spec: Any) -> tf.Tensor | tf.SparseTensor:
 
 
 def make_signatures(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, rule: Rule
 ) -> dict[str, Callable[..., Any]]:
     """Attach the TFT layer to ``model`` and build its signatures."""
     # Attached as an attribute so its lookup tables are tracked and saved
@@ -60,10 +63,16 @@ def make_signatures(
     full_spec = tf_transform_output.raw_feature_spec()
     feature_spec = {f.name: full_spec[f.name] for f in FEATURES}
 
-    def predict(raw: dict[str, Any]) -> dict[str, tf.Tensor]:
+    rates = tf.constant(rule.rates)
+
+    def predict(raw: dict[str, Any], with_rule: bool = False) -> dict[str, tf.Tensor]:
         transformed = model.tft_layer(raw)
         inputs = {name: transformed[name] for name in model.input_names}
-        return {OUTPUT_KEY: tf.reshape(model(inputs), [-1])}
+        out = {OUTPUT_KEY: tf.reshape(model(inputs), [-1])}
+        if with_rule:
+            ids = tf.clip_by_value(tf.reshape(transformed[rule.input_name], [-1]), 0, len(rule.rates) - 1)
+            out[RULE_OUTPUT] = tf.gather(rates, ids)
+        return out
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
     def serving_tf_example(examples: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -77,7 +86,12 @@ def make_signatures(
     def transform_features(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return model.tft_layer(tf.io.parse_example(examples, full_spec))
 
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+    def evaluation(examples: tf.Tensor) -> dict[str, tf.Tensor]:
+        return predict(tf.io.parse_example(examples, feature_spec), with_rule=True)
+
     return {
+        "evaluation": evaluation.get_concrete_function(),
         "serving_default": serving_default.get_concrete_function(),
         "serving_tf_example": serving_tf_example.get_concrete_function(),
         "transform_features": transform_features.get_concrete_function(),

@@ -10,11 +10,13 @@ from tfx import v1 as tfx
 
 from models.data import input_fn
 from models.model import HParams, build_model
+from models.rule import fit_rule
 from models.signatures import make_signatures
 
 logger = logging.getLogger(__name__)
 
 HPARAMS_KEY = "hparams"
+RULE_FEATURE_KEY = "rule_feature"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -24,6 +26,17 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, hp.batch_size, hp.seed)
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hp.batch_size)
+    custom_config = fn_args.custom_config or {}
+    rule = fit_rule(
+        custom_config[RULE_FEATURE_KEY],
+        (
+            ({k: v.numpy() for k, v in features.items()}, labels.numpy())
+            for features, labels in input_fn(
+                fn_args.train_files, fn_args.data_accessor, tf_transform_output, 4096, once=True
+            )
+        ),
+    )
+    logger.info("rule on %s: positive rate per id %s", rule.feature, rule.rates.round(3).tolist())
     model = build_model(hp)
     history = model.fit(
         train,
@@ -36,5 +49,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     model.save(
         fn_args.serving_model_dir,
         save_format="tf",
-        signatures=make_signatures(model, tf_transform_output),
+        signatures=make_signatures(model, tf_transform_output, rule),
     )

@@ -20,6 +20,7 @@ from rich.markup import escape
 
 if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
+    from pipeline.results import Evaluation
     from pipeline.run import ComponentProgress, RunSummary
 
 app = typer.Typer(
@@ -87,7 +88,12 @@ def run(
     # The run sends stray prints to its log file; progress goes to this terminal.
     progress = _ProgressLines(Console(file=sys.stdout, highlight=False, soft_wrap=True))
     try:
-        summary = run_local(cfg, verbose=verbose, on_progress=progress)
+        summary = run_local(
+            cfg,
+            verbose=verbose,
+            on_progress=progress,
+            on_warning=lambda w: console.print(f"[yellow]warning:[/] {escape(w)}"),
+        )
     finally:
         progress.close()
     print_summary(summary, cfg)
@@ -130,41 +136,55 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
             console.print(f"  - {escape(str(a))}")
     elif "ExampleValidator" in summary.nodes:
         console.print("Anomalies: none")
-    ev = summary.evaluation
-    if ev is not None:
-        m = ev.overall.metrics
-        console.print(
-            f"Overall: AUC {m.get('auc', float('nan')):.4f}, accuracy {m.get('binary_accuracy', float('nan')):.4f}"
-            f" on {ev.overall.example_count} eval examples"
-        )
-        worst = ev.worst_slice("auc", cfg.eval.min_slice_size)
-        if worst is not None:
-            console.print(
-                f"Worst slice (AUC, >= {cfg.eval.min_slice_size} examples): {escape(worst.slice)}:"
-                f" AUC {worst.metrics['auc']:.4f}, accuracy {worst.metrics.get('binary_accuracy', float('nan')):.4f},"
-                f" {worst.example_count} examples"
-            )
-        baseline = f"baseline {ev.baseline_uri}" if ev.baseline_uri else "no baseline (first blessed model)"
-        if ev.blessed:
-            console.print(
-                f"Blessing: [green]BLESSED[/]: AUC >= {cfg.eval.min_auc}, accuracy >= {cfg.eval.min_accuracy},"
-                f" AUC drop <= {cfg.eval.max_auc_drop} against {baseline}"
-            )
-        else:
-            console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}):")
-            for failure in ev.failures:
-                console.print(f"  - {escape(failure)}")
+    if summary.evaluation is not None:
+        print_evaluation(summary.evaluation, cfg)
     if summary.push_note:
         console.print(f"Push: {escape(summary.push_note)}")
     if summary.log_file:
         console.print(f"Log: {summary.log_file}")
     if summary.ok:
         verdict = "[green]Run succeeded[/]"
-        if ev is not None and not ev.blessed:
+        if summary.evaluation is not None and not summary.evaluation.blessed:
             verdict += " [yellow](model not blessed, nothing pushed)[/]"
         console.print(verdict)
     else:
         console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None or value != value else f"{value:.4f}"
+
+
+def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig") -> None:
+    """The test-split metrics, every judged slice's verdict, and the blessing with its reasons."""
+    e = cfg.eval
+    m = ev.overall.metrics
+    console.print(
+        f"Overall (test split, {ev.overall.example_count} rows): AUC {_fmt(m.get('auc'))}"
+        f" (rule {_fmt(ev.overall.rule.get('auc'))}, baseline {_fmt(ev.overall.baseline.get('auc'))}),"
+        f" accuracy {_fmt(m.get('binary_accuracy'))} (rule {_fmt(ev.overall.rule.get('binary_accuracy'))})"
+    )
+    judged = ev.judged_slices(e.slice_min_examples, e.slice_min_class_examples)
+    failed = ev.failed_slices()
+    console.print(
+        f"Slices judged (>= {e.slice_min_examples} rows, >= {e.slice_min_class_examples} of each class):"
+        f" {len(judged)} of {len(ev.slices)}; the others are too small to decide"
+    )
+    if judged:
+        console.print(f"  {'slice':<48} {'rows':>5} {'AUC':>7} {'rule':>7} {'baseline':>8}  verdict")
+        for s in judged:
+            verdict = "[red]FAIL[/]" if s.slice in failed else "[green]pass[/]"
+            console.print(
+                f"  {escape(s.slice[:48]):<48} {s.example_count:>5} {_fmt(s.metrics.get('auc')):>7}"
+                f" {_fmt(s.rule.get('auc')):>7} {_fmt(s.baseline.get('auc')):>8}  {verdict}"
+            )
+    baseline = f"baseline {ev.baseline_uri}" if ev.baseline_uri else "no baseline (first blessed model)"
+    if ev.blessed:
+        console.print(f"Blessing: [green]BLESSED[/], every threshold met ({baseline})")
+    else:
+        console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}); failed thresholds:")
+        for failure in ev.failures:
+            console.print(f"  - {escape(str(failure))}")
 
 
 @schema_app.command("infer")

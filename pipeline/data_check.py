@@ -30,9 +30,15 @@ class CsvReport:
     columns: tuple[str, ...]
 
 
-def check_csv_dir(root: str, required: Iterable[str] | None = None) -> CsvReport:
-    """Check every ``*.csv`` file under ``root``; raise DataError on the first problem."""
+def check_csv_dir(root: str, required: Iterable[str] | None = None, partition_column: str = "") -> CsvReport:
+    """Check every ``*.csv`` file under ``root``; raise DataError on the first problem.
+
+    ``partition_column``, if given, must be present and filled on every row:
+    the train/eval/test split hashes on it (``data.partition_feature``).
+    """
     required = tuple(required if required is not None else required_columns())
+    if partition_column and partition_column not in required:
+        required += (partition_column,)
     if not tf.io.gfile.isdir(root):
         raise DataError(f"data directory {root} does not exist: pass --data with a directory of CSV files")
     files = sorted(tf.io.gfile.glob(f"{root.rstrip('/')}/{CSV_PATTERN}"))
@@ -44,7 +50,7 @@ def check_csv_dir(root: str, required: Iterable[str] | None = None) -> CsvReport
     header: tuple[str, ...] | None = None
     rows = 0
     for path in files:
-        file_header, file_rows = _check_file(path, required)
+        file_header, file_rows = _check_file(path, required, partition_column)
         if header is not None and file_header != header:
             raise DataError(
                 f"{path}: header differs from {files[0]}'s; every CSV file in {root} "
@@ -56,7 +62,7 @@ def check_csv_dir(root: str, required: Iterable[str] | None = None) -> CsvReport
     return CsvReport(files=tuple(files), rows=rows, columns=header)
 
 
-def _check_file(path: str, required: tuple[str, ...]) -> tuple[tuple[str, ...], int]:
+def _check_file(path: str, required: tuple[str, ...], partition_column: str) -> tuple[tuple[str, ...], int]:
     with tf.io.gfile.GFile(path, "r") as f:
         reader = csv.reader(f)
         try:
@@ -71,10 +77,13 @@ def _check_file(path: str, required: tuple[str, ...]) -> tuple[tuple[str, ...], 
                 if label_cols
                 else ""
             )
+            if partition_column in missing:
+                why += f" ({partition_column!r} is data.partition_feature: the split hashes on it)"
             raise DataError(
                 f"{path}: column(s) {', '.join(map(repr, missing))} missing from the header{why}; "
                 "add them, or change the feature spec in models/features.py"
             )
+        partition = header.index(partition_column) if partition_column else None
         rows = 0
         for row in reader:
             if not row:
@@ -83,6 +92,12 @@ def _check_file(path: str, required: tuple[str, ...]) -> tuple[tuple[str, ...], 
                 raise DataError(
                     f"{path} line {reader.line_num}: {len(row)} values but the header has "
                     f"{len(header)} columns; fix or remove that row (quote values that contain commas)"
+                )
+            if partition is not None and not row[partition].strip():
+                raise DataError(
+                    f"{path} line {reader.line_num}: {partition_column} is empty, but the train/eval/test "
+                    f"split hashes on it (data.partition_feature); fill it in, or set data.partition_feature "
+                    "to another column (empty hashes the whole row)"
                 )
             rows += 1
     if rows == 0:

@@ -7,15 +7,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import tensorflow_model_analysis as tfma
 from tfx import v1 as tfx
 from tfx.dsl.components.base import base_component
 
 import models
-from models.features import LABEL, slice_keys
 from models.model import HParams
 from models.preprocessing import preprocessing_fn
-from models.trainer import HPARAMS_KEY, run_fn
+from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
 from pipeline.components.gate import AnomaliesGate
@@ -23,10 +21,10 @@ from pipeline.components.pusher import AtomicPusher
 from pipeline.components.schema_importer import CuratedSchemaImporter
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainingConfig
 from pipeline.data_check import CSV_PATTERN
+from pipeline.slice_gate import eval_config
 
-# Signatures of the exported model that the Evaluator uses (models/signatures.py).
-EVAL_SIGNATURE = "serving_tf_example"
-TRANSFORM_SIGNATURE = "transform_features"
+# The split the Evaluator grades on; the Trainer never reads it.
+TEST_SPLIT = "test"
 # The key under which each component's custom_config carries the model code's
 # fingerprint: TFX's cache key does not cover installed Python code, so a code
 # change would otherwise reuse stale Transform and Trainer outputs.
@@ -85,7 +83,9 @@ def example_gen(data: DataConfig, input_base: Any = None) -> base_component.Base
             splits=[
                 tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
                 tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets),
-            ]
+                tfx.proto.SplitConfig.Split(name=TEST_SPLIT, hash_buckets=data.test_buckets),
+            ],
+            partition_feature_name=data.partition_feature,
         )
     )
     if data.bigquery_query:
@@ -112,55 +112,6 @@ def hparams(training: TrainingConfig) -> HParams:
     )
 
 
-def eval_config(cfg: EvalConfig) -> tfma.EvalConfig:
-    """TFMA config: overall plus one slice per slice key; floors and a change threshold.
-
-    The thresholds gate on the overall slice only: a plain ``threshold`` would
-    apply to every slice, and tiny slices (4 "Dispute" rides) have no AUC.
-    """
-
-    def overall(threshold: tfma.MetricThreshold) -> tfma.PerSliceMetricThreshold:
-        return tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
-
-    higher = tfma.MetricDirection.HIGHER_IS_BETTER
-    auc_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.min_auc}),
-        change_threshold=tfma.GenericChangeThreshold(
-            direction=higher, absolute={"value": -cfg.max_auc_drop}
-        ),
-    )
-    accuracy_threshold = tfma.MetricThreshold(
-        value_threshold=tfma.GenericValueThreshold(lower_bound={"value": cfg.min_accuracy})
-    )
-    return tfma.EvalConfig(
-        model_specs=[
-            tfma.ModelSpec(
-                signature_name=EVAL_SIGNATURE,
-                label_key=LABEL.transformed_name,
-                preprocessing_function_names=[TRANSFORM_SIGNATURE],
-            )
-        ],
-        slicing_specs=[tfma.SlicingSpec()]
-        + [tfma.SlicingSpec(feature_keys=[key]) for key in slice_keys()],
-        metrics_specs=[
-            tfma.MetricsSpec(
-                metrics=[
-                    tfma.MetricConfig(class_name="ExampleCount"),
-                    tfma.MetricConfig(class_name="AUC", per_slice_thresholds=[overall(auc_threshold)]),
-                    tfma.MetricConfig(
-                        class_name="BinaryAccuracy", per_slice_thresholds=[overall(accuracy_threshold)]
-                    ),
-                    tfma.MetricConfig(class_name="Precision"),
-                    tfma.MetricConfig(class_name="Recall"),
-                    tfma.MetricConfig(class_name="MeanLabel"),
-                    tfma.MetricConfig(class_name="MeanPrediction"),
-                    tfma.MetricConfig(class_name="CalibrationPlot"),
-                ]
-            )
-        ],
-    )
-
-
 def _trainer(
     cfg: PipelineConfig,
     transform: tfx.components.Transform,
@@ -168,7 +119,11 @@ def _trainer(
     fingerprint: dict[str, str],
 ) -> base_component.BaseComponent:
     """Keras training in the pipeline, or as a Vertex AI custom job (vertex.training_machine_type)."""
-    custom_config: dict[str, Any] = {HPARAMS_KEY: hparams(cfg.training).to_dict(), **fingerprint}
+    custom_config: dict[str, Any] = {
+        HPARAMS_KEY: hparams(cfg.training).to_dict(),
+        RULE_FEATURE_KEY: cfg.eval.rule_feature,
+        **fingerprint,
+    }
     args = {
         "run_fn": function_path(run_fn),
         "examples": transform.outputs["transformed_examples"],
@@ -275,6 +230,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
         eval_config=eval_config(cfg.eval),
+        example_splits=[TEST_SPLIT],
     ).with_id("Evaluator")
     pusher = _pusher(cfg, trainer, evaluator)
     return tfx.dsl.Pipeline(

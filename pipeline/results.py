@@ -40,37 +40,78 @@ class NodeResult:
 
 @dataclasses.dataclass(frozen=True)
 class SliceMetrics:
-    slice: str  # "Overall" or "feature=value"
-    metrics: dict[str, float]
+    """One slice's metrics on the test split: the model's, the rule's and the baseline's."""
+
+    slice: str  # "Overall" or "feature=value[, feature=value]"
+    metrics: dict[str, float]  # the candidate model
+    rule: dict[str, float] = dataclasses.field(default_factory=dict)  # the rule, same rows
+    baseline: dict[str, float] = dataclasses.field(default_factory=dict)  # latest blessed model, if any
 
     @property
     def example_count(self) -> int:
         return int(self.metrics.get("example_count", 0))
 
+    @property
+    def positives(self) -> int:
+        return round(self.metrics.get("mean_label", 0.0) * self.example_count)
+
+    def judged(self, min_examples: int, min_class_examples: int) -> bool:
+        """Whether the slice is big enough for its thresholds to decide (as JudgedMetric)."""
+        negatives = self.example_count - self.positives
+        return self.example_count >= min_examples and min(self.positives, negatives) >= min_class_examples
+
+
+@dataclasses.dataclass(frozen=True)
+class Failure:
+    """One threshold the candidate failed, read from TFMA's ValidationResult."""
+
+    slice: str
+    metric: str  # the gated metric, e.g. "auc"
+    kind: str  # floor, drop, lift or missing (a configured slice absent from the data)
+    value: float = math.nan  # the candidate's value (floor, lift) or its change (drop)
+    bound: float = math.nan
+    baseline: float | None = None  # the baseline's value on the slice, for a drop
+    config_key: str = ""  # the eval.* setting that decided
+
+    def __str__(self) -> str:
+        setting = f" [{self.config_key}]" if self.config_key else ""
+        if self.kind == "missing":
+            return f"{self.slice}: configured slice absent from the test split, so it cannot be judged{setting}"
+        if self.kind == "drop":
+            before = f"{self.baseline:.4f}" if self.baseline is not None else "?"
+            after = f"{self.baseline + self.value:.4f}" if self.baseline is not None else "?"
+            return (
+                f"{self.slice}: {self.metric} fell {-self.value:.4f} against the baseline "
+                f"({before} -> {after}); at most {self.bound:.4f} allowed{setting}"
+            )
+        if self.kind == "lift":
+            return f"{self.slice}: {self.metric} beats the rule by {self.value:+.4f}; needs {self.bound:+.4f}{setting}"
+        return f"{self.slice}: {self.metric} {self.value:.4f} is below the floor {self.bound:.4f}{setting}"
+
 
 @dataclasses.dataclass(frozen=True)
 class Evaluation:
-    """TFMA results: per-slice metrics and the blessing decision with its reasons."""
+    """TFMA results on the test split: per-slice metrics and the blessing with its reasons."""
 
     overall: SliceMetrics
     slices: list[SliceMetrics]
     blessed: bool
-    failures: list[str]
+    failures: list[Failure]
     baseline_uri: str | None  # the latest blessed model compared against, if any
 
-    def worst_slice(self, metric: str = "auc", min_examples: int = 50) -> SliceMetrics | None:
-        """The slice with the lowest ``metric`` among slices with enough examples.
+    def slice(self, name: str) -> SliceMetrics:
+        for s in [self.overall, *self.slices]:
+            if s.slice == name:
+                return s
+        raise KeyError(f"no slice {name!r} in the evaluation")
 
-        Slices whose labels are all one class are skipped: AUC is undefined there.
-        """
-        candidates = [
-            s
-            for s in self.slices
-            if s.example_count >= min_examples
-            and not math.isnan(s.metrics.get(metric, math.nan))
-            and 0 < s.metrics.get("mean_label", 0.5) < 1
-        ]
-        return min(candidates, key=lambda s: s.metrics[metric], default=None)
+    def judged_slices(self, min_examples: int, min_class_examples: int) -> list[SliceMetrics]:
+        """Slices whose thresholds decide, largest first."""
+        judged = [s for s in self.slices if s.judged(min_examples, min_class_examples)]
+        return sorted(judged, key=lambda s: (-s.example_count, s.slice))
+
+    def failed_slices(self) -> set[str]:
+        return {f.slice for f in self.failures}
 
 
 def open_store(metadata_path: str) -> metadata_store.MetadataStore:
@@ -132,51 +173,86 @@ def _value(v: metadata_store_pb2.Value) -> Any:
     return getattr(v, kind) if kind else None
 
 
+def slice_name(slice_key: Any) -> str:
+    """"Overall" or "feature=value[, ...]" for a TFMA SliceKey proto."""
+    parts = []
+    for key in slice_key.single_slice_keys:
+        kind = key.WhichOneof("kind")
+        value = getattr(key, kind) if kind else ""
+        parts.append(f"{key.column}={value.decode() if isinstance(value, bytes) else value}")
+    return ", ".join(parts) or "Overall"
+
+
+def _spec_name(spec: Any) -> str:
+    keys = list(spec.feature_keys) + [f"{k}={v}" for k, v in spec.feature_values.items()]
+    return " x ".join(keys) or "Overall"
+
+
 def load_evaluation(evaluation_uri: str, blessing: NodeResult | None = None) -> Evaluation:
     """Read TFMA metrics and validation results from an Evaluator output."""
     import tensorflow_model_analysis as tfma
 
-    result = tfma.load_eval_result(evaluation_uri)
-    slices = []
-    overall = None
-    for slice_key, metrics in result.slicing_metrics:
-        values = {
-            name: float(value.get("doubleValue", math.nan))
-            for name, value in metrics.get("", {}).get("", {}).items()
-            if isinstance(value, dict) and "doubleValue" in value
-        }
-        name = "Overall" if not slice_key else ", ".join(f"{k}={v}" for k, v in slice_key)
-        entry = SliceMetrics(name, values)
-        if not slice_key:
-            overall = entry
-        else:
-            slices.append(entry)
+    from models.rule import RULE_OUTPUT
+    from pipeline.slice_gate import BASELINE_MODEL
+
+    by_slice: dict[str, SliceMetrics] = {}
+    order: list[str] = []
+    for metrics in tfma.load_metrics(evaluation_uri):
+        name = slice_name(metrics.slice_key)
+        entry = by_slice.setdefault(name, SliceMetrics(name, {}, {}, {}))
+        order.append(name)
+        for kv in metrics.metric_keys_and_values:
+            key = kv.key
+            if key.is_diff or not kv.value.HasField("double_value"):
+                continue
+            if key.output_name == RULE_OUTPUT:
+                if key.model_name == BASELINE_MODEL:
+                    continue  # the baseline model's copy of the rule: same rule, older fit
+                target = entry.rule
+            else:
+                target = entry.baseline if key.model_name == BASELINE_MODEL else entry.metrics
+            target[key.name] = kv.value.double_value.value
     validation = tfma.load_validation_result(evaluation_uri)
     failures = [
-        _describe_failure(per_slice.slice_key, failure)
+        _failure(slice_name(per_slice.slice_key), failure, by_slice.get(slice_name(per_slice.slice_key)))
         for per_slice in validation.metric_validations_per_slice
         for failure in per_slice.failures
+    ]
+    failures += [
+        Failure(
+            _spec_name(spec),
+            "",
+            "missing",
+            config_key="eval.crossed_slices" if len(spec.feature_keys) > 1 else "slice features in models/features.py",
+        )
+        for spec in validation.missing_slices
     ]
     blessed = bool(validation.validation_ok)
     baseline_uri = None
     if blessing is not None:
         blessed = bool(blessing.output_property("blessing", "blessed"))
         baseline_uri = blessing.output_property("blessing", "baseline_model")
-    return Evaluation(overall or SliceMetrics("Overall", {}), slices, blessed, failures, baseline_uri)
+    overall = by_slice.pop("Overall", SliceMetrics("Overall", {}))
+    slices = [by_slice[name] for name in dict.fromkeys(order) if name in by_slice]
+    return Evaluation(overall, slices, blessed, failures, baseline_uri)
 
 
-def _describe_failure(slice_key: Any, failure: Any) -> str:
-    key = failure.metric_key
+def _failure(where: str, failure: Any, metrics: SliceMetrics | None) -> Failure:
+    """A TFMA MetricValidationFailure in words, with the eval.* key that set its bound."""
+    from pipeline.slice_gate import JUDGED_PREFIX, LIFT_SUFFIX
+
+    name = failure.metric_key.name
     value = failure.metric_value.double_value.value
-    where = "overall" if not slice_key.single_slice_keys else ", ".join(
-        f"{k.column}={k.bytes_value.decode() or k.int64_value or k.float_value}"
-        for k in slice_key.single_slice_keys
-    )
     threshold = failure.metric_threshold
-    if key.is_diff:
-        allowed = threshold.change_threshold.absolute.value
-        return f"{key.name} changed by {value:+.4f} against the baseline, more than the allowed {allowed:+.4f} ({where})"
-    if threshold.value_threshold.HasField("lower_bound"):
-        floor = threshold.value_threshold.lower_bound.value
-        return f"{key.name} {value:.4f} is below the floor {floor} ({where})"
-    return f"{key.name} {value:.4f} fails its threshold ({where})"
+    sliced = where != "Overall"
+    if name.endswith(LIFT_SUFFIX):
+        metric = name[: -len(LIFT_SUFFIX)]
+        return Failure(where, metric, "lift", value, threshold.value_threshold.lower_bound.value,
+                       config_key=f"eval.min_lift_over_rule.{metric}")
+    metric = name[len(JUDGED_PREFIX):] if name.startswith(JUDGED_PREFIX) else name
+    if failure.metric_key.is_diff:
+        baseline = metrics.baseline.get(metric) if metrics else None
+        key = f"eval.{'slice_max_drops' if sliced else 'max_drops'}.{metric}"
+        return Failure(where, metric, "drop", value, -threshold.change_threshold.absolute.value, baseline, key)
+    key = f"eval.{'slice_floors' if sliced else 'floors'}.{metric}"
+    return Failure(where, metric, "floor", value, threshold.value_threshold.lower_bound.value, config_key=key)

@@ -45,6 +45,7 @@ class RunSummary:
     components: list[ComponentProgress]
     error: str | None = None
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
+    warnings: list[str] = dataclasses.field(default_factory=list)
     evaluation: Evaluation | None = None
     pushed_path: str | None = None
     push_note: str = ""
@@ -153,11 +154,28 @@ def new_log_file(cfg: PipelineConfig, kind: str) -> Path:
     return Path(cfg.log_dir) / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}.log"
 
 
+def judging_warnings(cfg: PipelineConfig, rows: int) -> list[str]:
+    """Say up front when the test split is too small for any slice threshold to decide."""
+    e = cfg.eval
+    if not (e.slice_floors or e.slice_max_drops):
+        return []
+    test_rows = int(rows * cfg.data.test_fraction)
+    if test_rows >= e.slice_min_examples:
+        return []
+    slices = ", ".join(" x ".join(keys) for keys in e.slices)
+    return [
+        f"eval.slice_min_examples={e.slice_min_examples} is more than the test split's ~{test_rows} rows "
+        f"({rows} rows x {cfg.data.test_fraction:.2f}): no slice of {slices} can be judged, so only the "
+        "overall thresholds decide; lower eval.slice_min_examples or add data"
+    ]
+
+
 def run_local(
     cfg: PipelineConfig,
     *,
     verbose: bool = False,
     on_progress: ProgressCallback | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> RunSummary:
     """Check the data, run the whole pipeline with LocalDagRunner, and summarise."""
     from tfx import v1 as tfx
@@ -167,9 +185,14 @@ def run_local(
 
     started = time.monotonic()
     try:
-        check_csv_dir(cfg.data.root)
+        report = check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature)
     except DataError as exc:
         return RunSummary(False, time.monotonic() - started, None, [], error=str(exc))
+    warnings = judging_warnings(cfg, report.rows)
+    for warning in warnings:
+        logger.warning("%s", warning)
+        if on_warning:
+            on_warning(warning)
 
     log_file = new_log_file(cfg, "run")
     pipeline = create_pipeline(cfg)
@@ -189,6 +212,7 @@ def run_local(
             log_file=str(log_file),
             components=progress.components,
             error=error,
+            warnings=warnings,
         )
         _fill_results(summary, cfg)
     return summary

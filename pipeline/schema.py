@@ -51,7 +51,7 @@ def _content_lines(text: str) -> list[str]:
 
 def infer_schema(cfg: PipelineConfig, out: Path) -> SchemaProposal:
     """Run ExampleGen, StatisticsGen and SchemaGen; write the proposal to ``out``."""
-    check_csv_dir(cfg.data.root)
+    check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature)
     tfx.orchestration.LocalDagRunner().run(_schema_pipeline(cfg))
     nodes = latest_run(cfg.metadata_path, f"{cfg.name}-schema")
     inferred = Path(nodes["SchemaGen"].output_uri("schema")) / "schema.pbtxt"
