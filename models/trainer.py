@@ -21,12 +21,12 @@ RULE_FEATURE_KEY = "rule_feature"
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
     """Train on the transformed train split and export a SavedModel with signatures."""
-    hp = HParams.from_dict((fn_args.custom_config or {}).get(HPARAMS_KEY, {}))
+    custom_config = fn_args.custom_config or {}
+    hp = HParams.from_dict(custom_config.get(HPARAMS_KEY, {}))
     keras.utils.set_random_seed(hp.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = input_fn(fn_args.train_files, fn_args.data_accessor, tf_transform_output, hp.batch_size, hp.seed)
     evaluation = input_fn(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, hp.batch_size)
-    custom_config = fn_args.custom_config or {}
     rule = fit_rule(
         custom_config[RULE_FEATURE_KEY],
         (

@@ -1,8 +1,10 @@
-"""Shared fixtures: a small fixture cut of the taxi data, and one real pipeline run.
+"""Shared fixtures: a copy of the taxi data, and one real pipeline run.
 
 The trained run is session-scoped: the e2e, model and serving tests all use the
-same LocalDagRunner run (on ~5,000 rows, 300 training steps) instead of each
-training their own.
+same LocalDagRunner run instead of each training their own. It runs on all
+15,002 rows with the demo's 1,000 steps: the slice gate judges slices of >= 200
+test rows, which a smaller cut would not have, and a pipeline run's time is
+mostly fixed start-up cost (5,000 rows and 300 steps took 91 s, this 93 s).
 """
 
 from __future__ import annotations
@@ -19,8 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_CSV = REPO_ROOT / "data" / "data.csv"
-FIXTURE_EVERY = 3  # keep every third row: 5,000 rows
-FIXTURE_TRAIN_STEPS = 300
+FIXTURE_TRAIN_STEPS = 1000
 
 
 def read_rows(path: Path = DATA_CSV) -> tuple[list[str], list[list[str]]]:
@@ -41,10 +42,10 @@ def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
 
 @pytest.fixture(scope="session")
 def fixture_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory with one CSV: every third row of data/data.csv."""
+    """A directory with one CSV: a copy of data/data.csv."""
     header, rows = read_rows()
     out = tmp_path_factory.mktemp("fixture_data")
-    write_csv(out / "data.csv", header, rows[FIXTURE_EVERY - 1 :: FIXTURE_EVERY])
+    write_csv(out / "data.csv", header, rows)
     return out
 
 

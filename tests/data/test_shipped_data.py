@@ -20,11 +20,28 @@ def test_shipped_data_has_no_anomalies_against_the_curated_schema(proposal):
     nodes = latest_run(cfg.metadata_path, f"{cfg.name}-schema")
     schema = tfdv.load_schema_text(cfg.data.schema_file)
     stats_uri = nodes["StatisticsGen"].output_uri("statistics")
-    for split in ("train", "eval"):
+    counts = {}
+    for split in ("train", "eval", "test"):
         stats = tfdv.load_stats_binary(f"{stats_uri}/Split-{split}/FeatureStats.pb")
-        assert stats.datasets[0].num_examples > 2000
+        counts[split] = stats.datasets[0].num_examples
         anomalies = tfdv.validate_statistics(stats, schema)
         assert dict(anomalies.anomaly_info) == {}, f"{split}: {anomalies.anomaly_info}"
+    # 70/15/15 by hash of the trip start time: close to, not exactly, the buckets.
+    assert sum(counts.values()) == 15002
+    assert abs(counts["test"] / 15002 - cfg.data.test_fraction) < 0.02, counts
+    assert abs(counts["eval"] / 15002 - 3 / 20) < 0.02, counts
+
+
+def test_the_accuracy_floor_is_above_the_majority_class_rate():
+    """A model that always says "no big tip" must not be blessed on the shipped data."""
+    from tests.conftest import read_rows
+
+    header, rows = read_rows()
+    tips, fare = header.index("tips"), header.index("fare")
+    positive = sum(float(r[tips] or 0) - 0.2 * float(r[fare] or 0) > 1e-3 for r in rows) / len(rows)
+    majority = max(positive, 1 - positive)
+    assert round(majority, 3) == 0.775
+    assert load_config("local").eval.floors["binary_accuracy"] > majority
 
 
 def test_schema_infer_writes_a_reviewable_proposal(proposal):

@@ -34,11 +34,16 @@ def test_the_model_is_blessed_and_beats_the_payment_type_rule(trained_run):
     ev = trained_run.summary.evaluation
     assert ev.blessed, ev.failures
     assert ev.baseline_uri is None  # first model: no baseline
-    assert ev.overall.metrics["auc"] >= trained_run.cfg.eval.min_auc
-    assert ev.overall.metrics["binary_accuracy"] >= trained_run.cfg.eval.min_accuracy
+    assert ev.overall.metrics["auc"] >= trained_run.cfg.eval.floors["auc"]
+    assert ev.overall.metrics["binary_accuracy"] >= trained_run.cfg.eval.floors["binary_accuracy"]
+    # Graded on the test split alone (15% of the rows), beside the payment_type rule.
+    assert 2000 < ev.overall.example_count < 2500
+    assert ev.overall.rule["example_count"] == ev.overall.example_count
+    assert ev.overall.metrics["auc"] > ev.overall.rule["auc"] > 0.9
     slices = {s.slice for s in ev.slices}
     assert any(s.startswith("trip_start_hour=") for s in slices)
     assert {"payment_type=Cash", "payment_type=Credit Card"} <= slices
+    assert any(s.startswith("payment_type=Credit Card, trip_start_hour=") for s in slices)  # the crossed slice
 
 
 def test_the_pushed_version_is_complete_and_alone(trained_run):
@@ -127,8 +132,10 @@ def test_a_crippled_model_is_refused_and_the_served_model_stays(trained_run, fix
     assert statuses["Trainer"] == "done" and statuses["Transform"] == "cached"
     ev = summary.evaluation
     assert not ev.blessed
-    assert ev.overall.metrics["auc"] < cfg.eval.min_auc
-    assert any("auc" in f and "below the floor" in f for f in ev.failures), ev.failures
+    assert ev.overall.metrics["auc"] < cfg.eval.floors["auc"]
+    assert any(
+        (f.slice, f.metric, f.kind, f.config_key) == ("Overall", "auc", "floor", "eval.floors.auc") for f in ev.failures
+    ), ev.failures
     assert ev.baseline_uri is not None  # compared against the first, blessed model
     assert summary.pushed_path is None and "not blessed" in summary.push_note
     assert _versions(cfg.model_base_path) == before
@@ -145,6 +152,7 @@ def test_report_reads_the_latest_run_back_from_mlmd(trained_run):
     result = CliRunner().invoke(app, ["report", "--output", trained_run.cfg.output_dir])
     assert result.exit_code == 0, result.output
     auc = trained_run.summary.evaluation.overall.metrics["auc"]
-    assert f"Overall: AUC {auc:.4f}" in result.output
+    rows = trained_run.summary.evaluation.overall.example_count
+    assert f"Overall (test split, {rows} rows): AUC {auc:.4f}" in result.output
     assert "Anomalies: none" in result.output
     assert "Components: 0 run, 9 cached" in result.output

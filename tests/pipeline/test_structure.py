@@ -90,3 +90,33 @@ def test_code_and_schema_content_are_in_the_cache_key(tmp_path):
     )
     assert '"code_fingerprint"' in first["Trainer"].exec_properties["custom_config"]
     assert '"code_fingerprint"' in first["Transform"].exec_properties["custom_config"]
+
+
+def test_the_evaluator_grades_on_the_test_split_that_nothing_else_reads(components):
+    import json
+
+    output = tfx.proto.Output()
+    proto_utils.json_to_proto(components["CsvExampleGen"].exec_properties["output_config"], output)
+    splits = {s.name: s.hash_buckets for s in output.split_config.splits}
+    assert splits == {"train": 14, "eval": 3, "test": 3}
+    assert output.split_config.partition_feature_name == "trip_start_timestamp"
+    assert json.loads(components["Evaluator"].exec_properties["example_splits"]) == ["test"]
+    transform = tfx.proto.SplitsConfig()
+    proto_utils.json_to_proto(components["Transform"].exec_properties["splits_config"], transform)
+    assert "test" not in transform.transform  # the Trainer never sees test rows
+
+
+def test_the_trainer_fits_the_configured_rule_and_the_evaluator_grades_its_output(components):
+    import json
+
+    import tensorflow_model_analysis as tfma
+
+    assert json.loads(components["Trainer"].exec_properties["custom_config"])["rule_feature"] == "payment_type"
+    config = tfma.EvalConfig()
+    proto_utils.json_to_proto(components["Evaluator"].exec_properties["eval_config"], config)
+    [spec] = config.model_specs
+    assert spec.signature_name == "evaluation"
+    assert dict(spec.label_keys) == {"probabilities": "big_tipper_xf", "rule": "big_tipper_xf"}
+    assert [list(s.feature_keys) for s in config.slicing_specs] == [
+        [], ["trip_start_hour"], ["payment_type"], ["company"], ["payment_type", "trip_start_hour"]
+    ]

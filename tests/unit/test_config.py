@@ -41,11 +41,17 @@ def test_a_profile_can_be_a_yaml_path(tmp_path):
         ({"training.learning_rate": 2.0}, "training.learning_rate"),
         ({"training.dropout": 1.0}, "training.dropout"),
         ({"name": "taxi_pipeline"}, "name"),
-        ({"eval.min_accuracy": 0.7}, "eval.min_accuracy"),
-        ({"eval.min_auc": 1.5}, "eval.min_auc"),
+        ({"eval.floors": {"auc": 1.5}}, "eval.floors.auc"),
+        ({"eval.slice_floors": {"f1": 0.5}}, "eval.slice_floors.f1"),
+        ({"eval.max_drops": {"example_count": 5}}, "eval.max_drops.example_count"),
+        ({"eval.slice_min_examples": 0}, "eval.slice_min_examples"),
+        ({"eval.crossed_slices": [["payment_type", "driver"]]}, r"eval.crossed_slices\[0\]"),
+        ({"eval.crossed_slices": [["payment_type"]]}, r"eval.crossed_slices\[0\]"),
+        ({"eval.rule_feature": "fare"}, "eval.rule_feature"),
         ({"eval.baseline": "newest"}, "eval.baseline"),
         ({"beam.direct_running_mode": "fast"}, "beam.direct_running_mode"),
         ({"data.train_buckets": 0}, "data.train_buckets"),
+        ({"data.test_buckets": 0}, "data.test_buckets"),
         ({"serving.model_name": "../x"}, "serving.model_name"),
     ],
 )
@@ -59,3 +65,22 @@ def test_unknown_fields_and_profiles_are_rejected():
         load_config("local", {"training.epochs": 3})
     with pytest.raises(ValueError, match=r"unknown profile 'prod'.*available profiles: .*local"):
         load_config("prod")
+
+
+def test_a_threshold_on_a_metric_that_is_not_computed_names_it_and_the_choices():
+    with pytest.raises(ValueError, match=r"eval.slice_floors.f1=0.5 is invalid: 'f1' is not a metric the Evaluator "
+                       r"computes; choose from auc, auc_precision_recall, binary_accuracy, precision, recall"):
+        load_config("local", {"eval.slice_floors": {"f1": 0.5}})
+
+
+def test_a_slice_key_outside_the_feature_spec_is_named():
+    with pytest.raises(ValueError, match=r"'driver' is not in the feature spec"):
+        load_config("local", {"eval.crossed_slices": [["payment_type", "driver"]]})
+
+
+def test_the_local_profile_judges_every_slice_feature_and_the_cross():
+    cfg = load_config("local")
+    assert cfg.eval.slices == (("trip_start_hour",), ("payment_type",), ("company",), ("payment_type", "trip_start_hour"))
+    # The default slice floor refuses a model at chance (AUC <= 0.55) on any slice of >= 200 rows.
+    assert cfg.eval.slice_floors["auc"] > 0.55 and cfg.eval.slice_min_examples <= 200
+    assert round(cfg.data.test_fraction, 2) == 0.15

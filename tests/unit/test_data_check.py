@@ -35,3 +35,16 @@ def test_type_errors_are_left_to_schema_validation(bad_data_dir):
     # A string in a numeric column is well-formed CSV: ExampleValidator and the
     # anomalies gate catch it (tests/e2e/test_bad_input.py).
     assert check_csv_dir(str(bad_data_dir("string_in_numeric"))).rows == 600
+
+
+def test_the_partition_column_must_be_present_and_filled(tmp_path):
+    from tests.conftest import read_rows, write_csv
+
+    header, rows = read_rows()
+    rows = rows[:50]
+    rows[9][header.index("trip_start_timestamp")] = ""
+    write_csv(tmp_path / "data.csv", header, rows)
+    with pytest.raises(DataError, match=r"data.csv line 11: trip_start_timestamp is empty, but the train/eval/test "
+                       r"split hashes on it \(data.partition_feature\)"):
+        check_csv_dir(str(tmp_path), partition_column="trip_start_timestamp")
+    assert check_csv_dir(str(tmp_path)).rows == 50  # hashing whole rows needs no such column
