@@ -301,13 +301,15 @@ def main() -> None:
     app(prog_name="tfxp")
 
 
-def _register_serving() -> None:
+def _register_subcommands() -> None:
+    from review.cli import app as runs_app
     from serving.commands import register
 
+    app.add_typer(runs_app, name="runs")
     register(app)
 
 
-_register_serving()
+_register_subcommands()
 
 
 if __name__ == "__main__":

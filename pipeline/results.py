@@ -121,9 +121,12 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
     return metadata_store.MetadataStore(config)
 
 
-def latest_run(metadata_path: str, pipeline_name: str) -> dict[str, NodeResult]:
-    """Node results of the newest run of ``pipeline_name``, keyed by node id."""
+def latest_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) -> dict[str, NodeResult]:
+    """Node results of one run of ``pipeline_name`` (the newest by default), keyed by node id."""
     store = open_store(metadata_path)
+    if run_id is not None:
+        run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
+        return _node_results(store, store.get_executions_by_context(run_ctx.id)) if run_ctx else {}
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
     if pipeline_ctx is None:
         return {}

@@ -226,10 +226,10 @@ def _user_message(exc: BaseException) -> str:
     return f"{type(seen).__name__}: {seen}"
 
 
-def _fill_results(summary: RunSummary, cfg: PipelineConfig) -> None:
+def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None = None) -> None:
     if not os.path.exists(cfg.metadata_path):
         return
-    nodes = latest_run(cfg.metadata_path, cfg.name)
+    nodes = latest_run(cfg.metadata_path, cfg.name, run_id)
     summary.nodes = nodes
     validator = nodes.get("ExampleValidator")
     if validator and validator.outputs.get("anomalies"):
@@ -257,11 +257,11 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig) -> None:
         summary.push_note = f"nothing pushed: the run failed; {cfg.model_base_path} is unchanged"
 
 
-def summarize_latest(cfg: PipelineConfig) -> RunSummary | None:
-    """The summary of the newest run recorded in MLMD, or None if there is none."""
+def summarize_latest(cfg: PipelineConfig, run_id: str | None = None) -> RunSummary | None:
+    """The summary of a run recorded in MLMD (the newest by default), or None if there is none."""
     if not os.path.exists(cfg.metadata_path):
         return None
-    nodes = latest_run(cfg.metadata_path, cfg.name)
+    nodes = latest_run(cfg.metadata_path, cfg.name, run_id)
     if not nodes:
         return None
     states = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed"}
@@ -279,5 +279,5 @@ def summarize_latest(cfg: PipelineConfig) -> RunSummary | None:
         components=components,
         error=f"{', '.join(failed)} failed (see the run's log under {cfg.log_dir})" if failed else None,
     )
-    _fill_results(summary, cfg)
+    _fill_results(summary, cfg, run_id)
     return summary

@@ -137,6 +137,15 @@ def test_a_crippled_model_is_refused_and_the_served_model_stays(trained_run, fix
         (f.slice, f.metric, f.kind, f.config_key) == ("Overall", "auc", "floor", "eval.floors.auc") for f in ev.failures
     ), ev.failures
     assert ev.baseline_uri is not None  # compared against the first, blessed model
+    # Slice by slice against the blessed model, on the same test rows: the big
+    # company slice (blessed at AUC ~0.95) drops far more than allowed.
+    tas = ev.slice("company=Taxi Affiliation Services")
+    drops = {f.slice: f for f in ev.failures if f.kind == "drop"}
+    drop = drops[tas.slice]
+    assert drop.config_key == "eval.slice_max_drops.auc"
+    assert drop.baseline == pytest.approx(tas.baseline["auc"]) and tas.baseline["auc"] > 0.9
+    assert drop.value == pytest.approx(tas.metrics["auc"] - tas.baseline["auc"], abs=1e-6)
+    assert -drop.value > cfg.eval.slice_max_drops["auc"]
     assert summary.pushed_path is None and "not blessed" in summary.push_note
     assert _versions(cfg.model_base_path) == before
 

@@ -5,6 +5,11 @@ shuffled among themselves (the tips rewritten to match), in every split. The
 company is the smallest one the good run judged, chosen by that rule and not by
 hand. Its rides keep their base rate, so the model can still look fine overall:
 only the slice threshold can catch it.
+
+Against the blessed model the same candidate is not caught by a slice's drop:
+the baseline is graded on the same shuffled rows and is at chance there too.
+The drop thresholds are exercised in tests/e2e/test_local_run.py, where a
+crippled candidate meets the blessed model on the true labels.
 """
 
 from __future__ import annotations
@@ -86,27 +91,3 @@ def test_a_candidate_at_chance_on_one_company_is_refused_by_that_slice(weakened,
     ]
     assert summary.pushed_path is None and "not blessed" in summary.push_note
     assert _versions(cfg.model_base_path) == []
-
-
-def test_against_the_blessed_model_the_same_candidate_also_fails_the_slice_drop(trained_run, weakened):
-    company, data = weakened
-    before = _versions(trained_run.cfg.model_base_path)
-    cfg = fast_config(data, Path(trained_run.cfg.output_dir))
-    summary = run_local(cfg)
-    assert summary.ok, summary.error
-    ev = summary.evaluation
-    assert not ev.blessed and ev.baseline_uri is not None
-    weak = ev.slice(f"company={company}")
-    by_kind = {f.kind: f for f in ev.failures if f.slice == f"company={company}"}
-    assert set(by_kind) == {"floor", "drop"}, ev.failures
-    drop = by_kind["drop"]
-    assert drop.config_key == "eval.slice_max_drops.auc"
-    assert drop.baseline == pytest.approx(weak.baseline["auc"])
-    assert drop.value == pytest.approx(weak.metrics["auc"] - weak.baseline["auc"], abs=1e-6)
-    assert -drop.value > cfg.eval.slice_max_drops["auc"]
-    assert str(drop) == (
-        f"company={company}: auc fell {-drop.value:.4f} against the baseline "
-        f"({drop.baseline:.4f} -> {weak.metrics['auc']:.4f}); at most 0.1000 allowed [eval.slice_max_drops.auc]"
-    )
-    assert summary.pushed_path is None
-    assert _versions(cfg.model_base_path) == before  # the served model stays
