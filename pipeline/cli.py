@@ -284,15 +284,35 @@ def submit(
 
 
 @app.command()
-def report(profile: str = ProfileOpt, output: Optional[Path] = OutputOpt) -> None:
-    """Print the summary of the latest run recorded in MLMD."""
+def report(
+    profile: str = ProfileOpt,
+    output: Optional[Path] = OutputOpt,
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Write a self-contained HTML report of the run here (no network needed to view it)."
+    ),
+    run: str = typer.Option("latest", "--run", help="A run id from `tfxp runs list`, or 'latest'."),
+) -> None:
+    """Print the summary of a run recorded in MLMD, or write its HTML report with --out."""
     _quiet_environment()
     cfg = _config(profile, None, output)
-    from pipeline.run import summarize_latest
+    from review.report import ReportError, write_report
+    from review.runs import RunNotFound
 
-    summary = summarize_latest(cfg)
-    if summary is None:
-        _fail(f"no run of {cfg.name} recorded in {cfg.metadata_path}: run `tfxp run` first")
+    if out is not None:
+        try:
+            path = write_report(cfg, out.resolve(), run)
+        except (RunNotFound, ReportError) as exc:
+            _fail(str(exc))
+        console.print(f"Report: {path}")
+        return
+    from pipeline.run import summarize_latest
+    from review.runs import show_run
+
+    try:
+        info, _ = show_run(cfg.metadata_path, cfg.name, run)
+    except RunNotFound as exc:
+        _fail(str(exc))
+    summary = summarize_latest(cfg, info.run_id)
     assert summary is not None
     print_summary(summary, cfg)
 

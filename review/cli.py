@@ -117,4 +117,7 @@ def _run_json(run: RunInfo, with_components: bool) -> dict:
     out["started"] = _when(run.started)
     if not with_components:
         out.pop("components")
+    else:
+        for c in out["components"]:
+            c.pop("properties")  # large recorded configs; `tfxp report` shows what matters
     return out

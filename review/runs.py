@@ -42,6 +42,7 @@ class ComponentRun:
     seconds: float
     execution_id: int
     outputs: list[Output]
+    properties: dict[str, Any]  # the execution's recorded parameters (input_base, eval_config, ...)
     # For a cached component: the earlier execution whose outputs it reused, and its run.
     reused_execution: int | None = None
     reused_run: str | None = None
@@ -148,7 +149,9 @@ def _run_info(s: _Store, context: Any) -> RunInfo:
         node = s.node(e.id)
         seconds = max(0.0, (e.last_update_time_since_epoch - e.create_time_since_epoch) / 1000)
         components.append(
-            ComponentRun(node, state, seconds, e.id, outputs, reused, s.run_of(reused) if reused else None)
+            ComponentRun(
+                node, state, seconds, e.id, outputs, _properties(e), reused, s.run_of(reused) if reused else None
+            )
         )
         for output in outputs:
             props = _properties(artifacts[output.artifact_id])
