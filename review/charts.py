@@ -37,12 +37,12 @@ def slice_feature(name: str) -> str:
     return " x ".join(part.split("=", 1)[0] for part in name.split(", "))
 
 
-def slices_by_feature(ev: Evaluation) -> dict[str, list[SliceMetrics]]:
-    """Slices grouped by the feature(s) they cut on: single features first, then crosses."""
-    groups: dict[str, list[SliceMetrics]] = {}
+def slices_by_feature(ev: Evaluation, cfg: EvalConfig) -> dict[str, list[SliceMetrics]]:
+    """Slices grouped by the feature(s) they cut on, in the config's order (``eval.slices``)."""
+    groups: dict[str, list[SliceMetrics]] = {" x ".join(keys): [] for keys in cfg.slices}
     for s in ev.slices:
         groups.setdefault(slice_feature(s.slice), []).append(s)
-    return dict(sorted(groups.items(), key=lambda kv: kv[0].count(" x ")))
+    return groups
 
 
 def both_classes(s: SliceMetrics) -> bool:

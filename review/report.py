@@ -184,7 +184,7 @@ def _slices_section(data: ReportData) -> str:
         f"class; judged slices must reach AUC {_num(e.slice_floors.get('auc'))} and lose at most "
         f"{_num(e.slice_max_drops.get('auc'))} against the baseline. Smaller slices are drawn hatched and never decide.</p>",
     ]
-    for feature, slices in charts.slices_by_feature(ev).items():
+    for feature, slices in charts.slices_by_feature(ev, e).items():
         judged = [s for s in slices if s.judged(e.slice_min_examples, e.slice_min_class_examples)]
         out.append(f"<h3>{_e(feature)}</h3>")
         out.append(_figure(charts.slice_chart(feature, slices, e), f"AUC by {feature}: model bars, rule diamonds, baseline ticks."))

@@ -208,19 +208,19 @@ def _lineage(s: _Store, artifact_id: int, seen: set[int]) -> LineageNode:
     producer = made[0]  # cached executions reuse the first one's outputs
     [execution] = store.get_executions_by_id([producer])
     s.runs()  # fills the node and run lookups
+    props = _properties(execution)
+    if "input_base" in props:  # ExampleGen: where the data came from
+        details.update({k: props[k] for k in ("input_base", "input_fingerprint", "span") if k in props})
+    events = store.get_events_by_execution_ids([producer])
+    if types[artifact.type_id] == "ModelBlessing":  # the evaluation that decided it, beside it
+        evaluation = [ev.artifact_id for ev in events if ev.type == _OUTPUT and ev.path.steps[0].key == "evaluation"]
+        details["evaluation"] = store.get_artifacts_by_id(evaluation)[0].uri if evaluation else None
+    # An artifact met twice (the examples feed Transform and the Evaluator) is
+    # listed both times, with its own inputs only the first time.
     inputs: list[LineageNode] = []
     if artifact_id not in seen:
         seen.add(artifact_id)
-        props = _properties(execution)
-        if "input_base" in props:  # ExampleGen: where the data came from
-            details.update({k: props[k] for k in ("input_base", "input_fingerprint", "span") if k in props})
-        events = store.get_events_by_execution_ids([producer])
-        if types[artifact.type_id] == "ModelBlessing":  # the evaluation that decided it, beside it
-            evaluation = [ev.artifact_id for ev in events if ev.type == _OUTPUT and ev.path.steps[0].key == "evaluation"]
-            details["evaluation"] = store.get_artifacts_by_id(evaluation)[0].uri if evaluation else None
-        for ev in events:
-            if ev.type == _INPUT and ev.artifact_id not in seen:
-                inputs.append(_lineage(s, ev.artifact_id, seen))
+        inputs = [_lineage(s, ev.artifact_id, seen) for ev in events if ev.type == _INPUT]
     return LineageNode(
         types[artifact.type_id], artifact.uri, s.node(producer), s.run_of(producer), details, inputs
     )
