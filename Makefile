@@ -46,6 +46,7 @@ $(STAMP): requirements.lock setup.py pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/tfxp run
+	$(BIN)/tfxp report --out outputs/report.html
 	$(BIN)/python -m serving.demo
 
 test: $(STAMP)
