@@ -28,7 +28,7 @@ echo "Install one (pyenv install 3.10, or your OS's python3.10), or run: make PY
 exit 1
 endef
 
-.PHONY: demo test bench bench-serving setup clean
+.PHONY: demo test bench bench-serving notebook setup clean
 
 setup: $(STAMP)
 
@@ -51,6 +51,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The classic notebook UI over notebooks/, where TFMA's widgets draw (see review/notebook_server.py).
+# TFXP_OUTPUT_DIR=DIR reviews runs in another output directory.
+NOTEBOOK_PORT ?= 8888
+NOTEBOOK_TOKEN ?=
+notebook: $(STAMP)
+	$(BIN)/python -m review.notebook_server --port $(NOTEBOOK_PORT) $(if $(NOTEBOOK_TOKEN),--token $(NOTEBOOK_TOKEN))
 
 clean:
 	rm -rf outputs .pytest_cache

@@ -9,9 +9,12 @@ function accepts ``None`` for "no run to review" and then does nothing, so
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Any
 
+from models.rule import RULE_OUTPUT
+from models.signatures import OUTPUT_KEY
 from pipeline.config import PipelineConfig, load_config
 from pipeline.results import Evaluation
 from review import charts
@@ -29,9 +32,13 @@ class Review:
 
 
 def load(output_dir: str | None = None, run_id: str = "latest", profile: str = "local") -> Review | None:
-    """The run to review (the latest by default), or None with a plain message if there is none."""
+    """The run to review (the latest by default), or None with a plain message if there is none.
+
+    ``output_dir`` defaults to ``$TFXP_OUTPUT_DIR`` (``make notebook`` passes it on), then the profile's.
+    """
     from pipeline.run import summarize_latest
 
+    output_dir = output_dir or os.environ.get("TFXP_OUTPUT_DIR")
     overrides = {"output_dir": str(Path(output_dir).resolve())} if output_dir else {}
     cfg = load_config(profile, overrides)
     try:
@@ -133,9 +140,29 @@ def eval_result(review: Review | None) -> Any:
     """TFMA's EvalResult of the candidate, for ``tfma.view.render_slicing_metrics``."""
     if review is None:
         return None
+    return _load_flat(review.evaluation_uri)
+
+
+def _load_flat(evaluation_uri: str) -> Any:
+    """The candidate's EvalResult with the rule's metrics beside the model's, as one output.
+
+    The evaluation has two outputs (model and rule). TFMA's views then open on
+    an empty "Outputs" choice; as one output, each slice's row shows the model's
+    metrics and the rule's (``rule/auc``, ...) side by side from the start.
+    """
     import tensorflow_model_analysis as tfma
 
-    return tfma.load_eval_result(review.evaluation_uri, model_name=_candidate_name(review.evaluation_uri))
+    result = tfma.load_eval_result(evaluation_uri, model_name=_candidate_name(evaluation_uri))
+
+    def flat(by_output: dict) -> dict:
+        merged = dict(by_output.get(OUTPUT_KEY, {}).get("", {}))
+        merged.update({f"{RULE_OUTPUT}/{k}": v for k, v in by_output.get(RULE_OUTPUT, {}).get("", {}).items()})
+        return {"": {"": merged}}
+
+    return result._replace(
+        slicing_metrics=[(key, flat(metrics)) for key, metrics in result.slicing_metrics],
+        plots=[(key, {"": plots.get(OUTPUT_KEY, {})}) for key, plots in result.plots],
+    )
 
 
 def validation_result(review: Review | None) -> Any:
@@ -161,7 +188,7 @@ def history(review: Review | None, limit: int = 10) -> Any:
     # Each result holds the candidate of its run; the baseline copies are left out.
     from tensorflow_model_analysis.view.view_types import EvalResults
 
-    results = [tfma.load_eval_result(uri, model_name=_candidate_name(uri)) for uri in uris]
+    results = [_load_flat(uri) for uri in uris]
     return EvalResults(results, tfma.constants.MODEL_CENTRIC_MODE)
 
 

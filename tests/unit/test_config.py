@@ -84,3 +84,17 @@ def test_the_local_profile_judges_every_slice_feature_and_the_cross():
     # The default slice floor refuses a model at chance (AUC <= 0.55) on any slice of >= 200 rows.
     assert cfg.eval.slice_floors["auc"] > 0.55 and cfg.eval.slice_min_examples <= 200
     assert round(cfg.data.test_fraction, 2) == 0.15
+
+
+def test_a_slice_size_larger_than_the_test_split_is_warned_about_up_front():
+    from pipeline.run import judging_warnings
+
+    cfg = load_config("local", {"eval.slice_min_examples": 5000})
+    [warning] = judging_warnings(cfg, rows=15002)
+    assert warning == (
+        "eval.slice_min_examples=5000 is more than the test split's ~2250 rows (15002 rows x 0.15): no slice of "
+        "trip_start_hour, payment_type, company, payment_type x trip_start_hour can be judged, so only the overall "
+        "thresholds decide; lower eval.slice_min_examples or add data"
+    )
+    assert judging_warnings(load_config("local"), rows=15002) == []
+    assert judging_warnings(load_config("local", {"eval.slice_floors": {}, "eval.slice_max_drops": {}}), rows=10) == []
