@@ -12,13 +12,15 @@ setup(
     description="A production-grade TFX pipeline: taxi CSV to a served, monitored model",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "runners", "runners.*", "serving", "serving.*", "review", "review.*"]),
-    package_data={"pipeline": ["profiles/*.yaml"]},
+    package_data={"pipeline": ["profiles/*.yaml"], "review": ["nbextension/*/*.js"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "dill",
         "typer",
         "rich",
         "PyYAML",
+        "matplotlib",
+        "nbclassic",
     ],
     entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
 )
