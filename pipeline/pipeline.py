@@ -78,16 +78,17 @@ def _train_args(cfg: PipelineConfig) -> Any:
 
 def example_gen(data: DataConfig, input_base: Any = None) -> base_component.BaseComponent:
     """CSV from ``data.root`` (checked first), or BigQuery when a query is configured."""
-    output_config = tfx.proto.Output(
-        split_config=tfx.proto.SplitConfig(
-            splits=[
-                tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
-                tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets),
-                tfx.proto.SplitConfig.Split(name=TEST_SPLIT, hash_buckets=data.test_buckets),
-            ],
-            partition_feature_name=data.partition_feature,
-        )
+    split_config = tfx.proto.SplitConfig(
+        splits=[
+            tfx.proto.SplitConfig.Split(name="train", hash_buckets=data.train_buckets),
+            tfx.proto.SplitConfig.Split(name="eval", hash_buckets=data.eval_buckets),
+            tfx.proto.SplitConfig.Split(name=TEST_SPLIT, hash_buckets=data.test_buckets),
+        ]
     )
+    # Set only when configured: TFX takes even an empty name as a feature to hash on.
+    if data.partition_feature:
+        split_config.partition_feature_name = data.partition_feature
+    output_config = tfx.proto.Output(split_config=split_config)
     if data.bigquery_query:
         return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
             query=data.bigquery_query, output_config=output_config

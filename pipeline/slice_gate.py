@@ -83,6 +83,11 @@ def _base(
     return list(computations), _key(metric, model_name, output_name, example_weighted)
 
 
+def _per_model_and_output(model_names: Iterable[str] | None, output_names: Iterable[str] | None, build: Any) -> list[Any]:
+    """``build(model_name, output_name)``'s computations for every model and output of a MetricsSpec."""
+    return [c for m in model_names or [""] for o in output_names or [""] for c in build(m, o)]
+
+
 def _judged_computations(
     metric: str = "auc",
     min_examples: int = 200,
@@ -93,33 +98,24 @@ def _judged_computations(
     output_names: Iterable[str] | None = None,
     example_weighted: bool = False,
 ) -> list[Any]:
-    computations: list[Any] = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            base, base_key = _base(metric, eval_config, model_name, output_name, example_weighted)
-            counts = calibration._weighted_labels_predictions_examples(  # noqa: SLF001 - pinned TFMA
-                eval_config=eval_config,
-                model_name=model_name,
-                output_name=output_name,
-                example_weighted=example_weighted,
-            )
-            counts_key = counts[-1].keys[-1]
-            key = _key(name or judged_name(metric), model_name, output_name, example_weighted)
+    def build(model_name: str, output_name: str) -> list[Any]:
+        base, base_key = _base(metric, eval_config, model_name, output_name, example_weighted)
+        counts = calibration._weighted_labels_predictions_examples(  # noqa: SLF001 - pinned TFMA
+            eval_config=eval_config, model_name=model_name, output_name=output_name, example_weighted=example_weighted
+        )
+        counts_key = counts[-1].keys[-1]
+        key = _key(name or judged_name(metric), model_name, output_name, example_weighted)
 
-            def result(
-                metrics: dict[Any, Any], key: Any = key, base_key: Any = base_key, counts_key: Any = counts_key
-            ) -> dict[Any, Any]:
-                totals = metrics[counts_key]
-                positives = float(totals.total_weighted_labels)
-                negatives = float(totals.total_weighted_examples) - positives
-                judged = (
-                    positives + negatives >= min_examples
-                    and min(positives, negatives) >= min_class_examples
-                )
-                return {key: float(metrics[base_key]) if judged else NOT_JUDGED}
+        def result(metrics: dict[Any, Any]) -> dict[Any, Any]:
+            totals = metrics[counts_key]
+            positives = float(totals.total_weighted_labels)
+            negatives = float(totals.total_weighted_examples) - positives
+            judged = positives + negatives >= min_examples and min(positives, negatives) >= min_class_examples
+            return {key: float(metrics[base_key]) if judged else NOT_JUDGED}
 
-            computations += base + counts + [metric_types.DerivedMetricComputation(keys=[key], result=result)]
-    return computations
+        return [*base, *counts, metric_types.DerivedMetricComputation(keys=[key], result=result)]
+
+    return _per_model_and_output(model_names, output_names, build)
 
 
 class JudgedMetric(tfma.metrics.Metric):
@@ -146,20 +142,17 @@ def _lift_computations(
     output_names: Iterable[str] | None = None,
     example_weighted: bool = False,
 ) -> list[Any]:
-    computations: list[Any] = []
-    for model_name in model_names or [""]:
-        for output_name in output_names or [""]:
-            mine, mine_key = _base(metric, eval_config, model_name, output_name, example_weighted)
-            rule, rule_key = _base(metric, eval_config, model_name, rule_output, example_weighted)
-            key = _key(name or lift_name(metric), model_name, output_name, example_weighted)
+    def build(model_name: str, output_name: str) -> list[Any]:
+        mine, mine_key = _base(metric, eval_config, model_name, output_name, example_weighted)
+        rule, rule_key = _base(metric, eval_config, model_name, rule_output, example_weighted)
+        key = _key(name or lift_name(metric), model_name, output_name, example_weighted)
 
-            def result(
-                metrics: dict[Any, Any], key: Any = key, mine_key: Any = mine_key, rule_key: Any = rule_key
-            ) -> dict[Any, Any]:
-                return {key: float(metrics[mine_key]) - float(metrics[rule_key])}
+        def result(metrics: dict[Any, Any]) -> dict[Any, Any]:
+            return {key: float(metrics[mine_key]) - float(metrics[rule_key])}
 
-            computations += mine + rule + [metric_types.DerivedMetricComputation(keys=[key], result=result)]
-    return computations
+        return [*mine, *rule, metric_types.DerivedMetricComputation(keys=[key], result=result)]
+
+    return _per_model_and_output(model_names, output_names, build)
 
 
 class LiftOverRule(tfma.metrics.Metric):

@@ -120,3 +120,13 @@ def test_the_trainer_fits_the_configured_rule_and_the_evaluator_grades_its_outpu
     assert [list(s.feature_keys) for s in config.slicing_specs] == [
         [], ["trip_start_hour"], ["payment_type"], ["company"], ["payment_type", "trip_start_hour"]
     ]
+
+
+def test_without_a_partition_feature_the_whole_row_is_hashed(tmp_path):
+    cfg = load_config("local", {"output_dir": str(tmp_path), "data.partition_feature": ""})
+    [example_gen] = [c for c in create_pipeline(cfg).components if c.id == "CsvExampleGen"]
+    output = tfx.proto.Output()
+    proto_utils.json_to_proto(example_gen.exec_properties["output_config"], output)
+    # An empty name would make ExampleGen look for a feature called "" (and fail).
+    assert "partition_feature_name" not in example_gen.exec_properties["output_config"]
+    assert [s.name for s in output.split_config.splits] == ["train", "eval", "test"]

@@ -15,11 +15,12 @@ pytestmark = pytest.mark.e2e
 NOTEBOOK = REPO_ROOT / "notebooks" / "model_analysis.ipynb"
 
 
-def execute(output_dir: Path, workdir: Path) -> nbformat.NotebookNode:
+def execute(output_dir: Path, workdir: Path, run_id: str = "latest") -> nbformat.NotebookNode:
     nb = nbformat.read(NOTEBOOK, as_version=4)
     [parameters] = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert "OUTPUT_DIR = None" in parameters.source
+    assert "OUTPUT_DIR = None" in parameters.source and 'RUN_ID = "latest"' in parameters.source
     parameters.source = parameters.source.replace("OUTPUT_DIR = None", f"OUTPUT_DIR = {str(output_dir)!r}")
+    parameters.source = parameters.source.replace('RUN_ID = "latest"', f"RUN_ID = {run_id!r}")
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
     return nb
 
@@ -33,9 +34,13 @@ def _text(nb) -> str:
 
 
 def test_the_notebook_reviews_the_trained_run(trained_run, tmp_path):
-    nb = execute(Path(trained_run.cfg.output_dir), tmp_path)  # raises CellExecutionError on any failing cell
+    from review.runs import list_runs
+
+    cfg = trained_run.cfg
+    [run] = [r for r in list_runs(cfg.metadata_path, cfg.name, 100) if r.pushed == str(trained_run.version_dir)]
+    nb = execute(Path(cfg.output_dir), tmp_path, run.run_id)  # raises CellExecutionError on any failing cell
     text = _text(nb)
-    assert "Reviewing run " in text and "of taxi-pipeline" in text
+    assert f"Reviewing run {run.run_id} of taxi-pipeline: BLESSED" in text
     assert "Evaluation: " in text and "/Evaluator/evaluation/" in text
     assert "validation_ok:" in text
     tables = [o["data"]["text/html"] for o in _outputs(nb, "text/html")]

@@ -65,9 +65,15 @@ DRAWN = r"""
 
 @pytest.fixture
 def server(trained_run, tmp_path):
-    """``make notebook`` on a free port, reviewing the trained run's output directory."""
+    """``make notebook`` on a free port, reviewing the trained run's output directory.
+
+    A cached re-run first makes the trained run's results the latest run there,
+    whatever other tests ran in that directory since.
+    """
+    from pipeline.run import run_local
     from tests.review.browser import free_port
 
+    assert run_local(trained_run.cfg).ok
     port = free_port()
     env = dict(
         os.environ,
