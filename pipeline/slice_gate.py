@@ -227,6 +227,10 @@ def eval_config(cfg: EvalConfig) -> tfma.EvalConfig:
             )
         ],
         slicing_specs=slicing_specs(cfg),
+        # Only the metrics below. TFMA's defaults would add the Keras model's
+        # compiled metrics, which read a single unnamed output and fail on the
+        # evaluation signature's two (model and rule) once a baseline is loaded.
+        options=tfma.Options(include_default_metrics={"value": False}),
         metrics_specs=[
             # Shown for model and rule alike; decides nothing.
             tfma.MetricsSpec(
