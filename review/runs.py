@@ -220,7 +220,8 @@ def _lineage(s: _Store, artifact_id: int, seen: set[int]) -> LineageNode:
     inputs: list[LineageNode] = []
     if artifact_id not in seen:
         seen.add(artifact_id)
-        inputs = [_lineage(s, ev.artifact_id, seen) for ev in events if ev.type == _INPUT]
+        ordered = sorted((ev for ev in events if ev.type == _INPUT), key=lambda ev: (ev.path.steps[0].key, ev.artifact_id))
+        inputs = [_lineage(s, ev.artifact_id, seen) for ev in ordered]
     return LineageNode(
         types[artifact.type_id], artifact.uri, s.node(producer), s.run_of(producer), details, inputs
     )

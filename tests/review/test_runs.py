@@ -51,30 +51,25 @@ def test_show_names_the_earlier_execution_a_cached_component_reused(runs):
 def test_lineage_runs_from_the_pushed_model_back_to_the_input_files(runs, fixture_data_dir):
     cfg, trained, _ = runs
     _, lineage = show_run(cfg.metadata_path, cfg.name, trained.run_id)
-    chain = [
-        ("PushedModel", "Pusher"),
-        ("ModelBlessing", "Evaluator"),
-        ("Model", "Trainer"),
-        ("TransformGraph", "Transform"),
-        ("Examples", "CsvExampleGen"),
-    ]
-    node = lineage
-    assert (node.type, node.producer) == chain[0]
-    for step in chain[1:]:
-        node = next((n for n in node.inputs if (n.type, n.producer) == step), None)
-        assert node is not None, f"{step} is not among the inputs of the step before it"
-    blessing = lineage.inputs[0] if lineage.inputs[0].type == "ModelBlessing" else lineage.inputs[1]
+    assert (lineage.type, lineage.producer) == ("PushedModel", "Pusher")
+    assert {(n.type, n.producer) for n in lineage.inputs} == {("Model", "Trainer"), ("ModelBlessing", "Evaluator")}
+    blessing = _find(lineage, "ModelBlessing", "Evaluator")
+    assert blessing.details["blessed"] == 1
     assert blessing.details["evaluation"].endswith(f"/Evaluator/evaluation/{trained.component('Evaluator').execution_id}")
-    examples = _find(lineage, "Examples", "CsvExampleGen")
+    # Each artifact's inputs are listed where it first appears: follow the chain to the data.
+    model = _find(lineage, "Model", "Trainer", expanded=True)
+    graph = next(n for n in model.inputs if (n.type, n.producer) == ("TransformGraph", "Transform"))
+    examples = next(n for n in graph.inputs if (n.type, n.producer) == ("Examples", "CsvExampleGen"))
     assert examples.details["input_base"] == str(fixture_data_dir)
     assert "num_files:1" in examples.details["input_fingerprint"] and examples.details["span"] == 0
 
 
-def _find(node, type_, producer):
-    if (node.type, node.producer) == (type_, producer):
+def _find(node, type_, producer, expanded=False):
+    """The first node of that type and producer, depth first (with inputs listed, if ``expanded``)."""
+    if (node.type, node.producer) == (type_, producer) and (node.inputs or not expanded):
         return node
     for child in node.inputs:
-        if found := _find(child, type_, producer):
+        if found := _find(child, type_, producer, expanded):
             return found
     return None
 
