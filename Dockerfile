@@ -8,7 +8,8 @@
 # (TFX 1.16.0 on Python 3.10). The lock is installed on top so every executor
 # runs exactly the versions tested here, then the project itself, so the
 # Transform and Trainer entry points (models.preprocessing.preprocessing_fn,
-# models.trainer.run_fn) and the custom components import.
+# models.trainer.run_fn), the custom components and the Evaluator's custom
+# TFMA metrics (pipeline.slice_gate) import.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
 
 WORKDIR /pipeline
@@ -20,6 +21,7 @@ COPY pipeline/ pipeline/
 COPY models/ models/
 COPY runners/ runners/
 COPY serving/ serving/
+COPY review/ review/
 COPY schema/ schema/
 RUN python -m pip install --no-cache-dir --no-deps . \
- && python -c "import models.trainer, models.preprocessing, pipeline.pipeline"
+ && python -c "import models.trainer, models.preprocessing, pipeline.pipeline, pipeline.slice_gate, pipeline.cli"
