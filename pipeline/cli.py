@@ -305,14 +305,14 @@ def report(
             _fail(str(exc))
         console.print(f"Report: {path}")
         return
-    from pipeline.run import summarize_latest
+    from pipeline.run import summarize_run
     from review.runs import show_run
 
     try:
         info, _ = show_run(cfg.metadata_path, cfg.name, run)
     except RunNotFound as exc:
         _fail(str(exc))
-    summary = summarize_latest(cfg, info.run_id)
+    summary = summarize_run(cfg, info.run_id)
     assert summary is not None
     print_summary(summary, cfg)
 

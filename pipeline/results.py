@@ -38,6 +38,11 @@ class NodeResult:
         return props[0].get(name)
 
 
+def is_judged(examples: float, positives: float, min_examples: int, min_class_examples: int) -> bool:
+    """Whether a slice is big enough for its thresholds to decide: the one rule, used by the gate too."""
+    return examples >= min_examples and min(positives, examples - positives) >= min_class_examples
+
+
 @dataclasses.dataclass(frozen=True)
 class SliceMetrics:
     """One slice's metrics on the test split: the model's, the rule's and the baseline's."""
@@ -56,9 +61,7 @@ class SliceMetrics:
         return round(self.metrics.get("mean_label", 0.0) * self.example_count)
 
     def judged(self, min_examples: int, min_class_examples: int) -> bool:
-        """Whether the slice is big enough for its thresholds to decide (as JudgedMetric)."""
-        negatives = self.example_count - self.positives
-        return self.example_count >= min_examples and min(self.positives, negatives) >= min_class_examples
+        return is_judged(self.example_count, self.positives, min_examples, min_class_examples)
 
 
 @dataclasses.dataclass(frozen=True)

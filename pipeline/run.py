@@ -257,7 +257,7 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
         summary.push_note = f"nothing pushed: the run failed; {cfg.model_base_path} is unchanged"
 
 
-def summarize_latest(cfg: PipelineConfig, run_id: str | None = None) -> RunSummary | None:
+def summarize_run(cfg: PipelineConfig, run_id: str | None = None) -> RunSummary | None:
     """The summary of a run recorded in MLMD (the newest by default), or None if there is none."""
     if not os.path.exists(cfg.metadata_path):
         return None

@@ -29,6 +29,7 @@ from models.features import LABEL
 from models.rule import RULE_OUTPUT
 from models.signatures import OUTPUT_KEY
 from pipeline.config import EvalConfig
+from pipeline.results import is_judged
 
 # The model's evaluation signature returns the model's and the rule's outputs.
 EVAL_SIGNATURE = "evaluation"
@@ -108,9 +109,8 @@ def _judged_computations(
 
         def result(metrics: dict[Any, Any]) -> dict[Any, Any]:
             totals = metrics[counts_key]
-            positives = float(totals.total_weighted_labels)
-            negatives = float(totals.total_weighted_examples) - positives
-            judged = positives + negatives >= min_examples and min(positives, negatives) >= min_class_examples
+            examples, positives = float(totals.total_weighted_examples), float(totals.total_weighted_labels)
+            judged = is_judged(examples, positives, min_examples, min_class_examples)
             return {key: float(metrics[base_key]) if judged else NOT_JUDGED}
 
         return [*base, *counts, metric_types.DerivedMetricComputation(keys=[key], result=result)]

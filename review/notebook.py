@@ -36,7 +36,7 @@ def load(output_dir: str | None = None, run_id: str = "latest", profile: str = "
 
     ``output_dir`` defaults to ``$TFXP_OUTPUT_DIR`` (``make notebook`` passes it on), then the profile's.
     """
-    from pipeline.run import summarize_latest
+    from pipeline.run import summarize_run
 
     output_dir = output_dir or os.environ.get("TFXP_OUTPUT_DIR")
     overrides = {"output_dir": str(Path(output_dir).resolve())} if output_dir else {}
@@ -48,7 +48,7 @@ def load(output_dir: str | None = None, run_id: str = "latest", profile: str = "
         print("Run `make demo` (or `tfxp run`) first, then run this notebook again.")
         return None
     evaluator = run.component("Evaluator")
-    summary = summarize_latest(cfg, run.run_id)
+    summary = summarize_run(cfg, run.run_id)
     if evaluator is None or summary is None or summary.evaluation is None:
         print(f"Run {run.run_id} has no evaluation ({run.status}): pick another RUN_ID from `tfxp runs list`.")
         return None

@@ -36,10 +36,10 @@ class ReportData:
 
 def collect(cfg: PipelineConfig, run_id: str = "latest") -> ReportData:
     """Read one run back: RunNotFound (a LookupError) names the recent runs if ``run_id`` is unknown."""
-    from pipeline.run import summarize_latest
+    from pipeline.run import summarize_run
 
     run, lineage = show_run(cfg.metadata_path, cfg.name, run_id)
-    summary = summarize_latest(cfg, run.run_id)
+    summary = summarize_run(cfg, run.run_id)
     return ReportData(cfg, run, lineage, summary, _statistics(run))
 
 
@@ -142,7 +142,8 @@ def _push_sentence(summary: Any) -> str:
         return ""
     if summary.pushed_path:
         return f"Pushed <code>{_e(summary.pushed_path)}</code>."
-    return _e((summary.push_note or "Nothing pushed.").capitalize().rstrip(".") + ".")
+    note = (summary.push_note or "nothing pushed").rstrip(".")
+    return _e(note[:1].upper() + note[1:] + ".")  # not str.capitalize: it lowercases the path
 
 
 def _verdict_section(data: ReportData) -> str:

@@ -131,8 +131,15 @@ def test_tfma_views_draw_in_the_notebook_that_make_notebook_serves(server, train
         try:
             views = browser.wait(ok, 90, "TFMA's views to draw")
         finally:
-            browser.js("document.querySelector('tfma-nb-slicing-metrics') &&"
-                       " document.querySelector('tfma-nb-slicing-metrics').scrollIntoView()")
+            # Show the payment_type view's table (the second view) in the screenshot.
+            browser.js(
+                "(() => { const deep = (root, sel, out = []) => { root.querySelectorAll(sel).forEach(e => out.push(e));"
+                " root.querySelectorAll('*').forEach(e => e.shadowRoot && deep(e.shadowRoot, sel, out)); return out; };"
+                " const views = Array.from(document.querySelectorAll('tfma-nb-slicing-metrics'));"
+                " const view = views[1] || views[0]; if (!view) return false;"
+                " const table = view.shadowRoot ? deep(view.shadowRoot, 'tfma-metrics-table')[0] : null;"
+                " (table || view).scrollIntoView(); return true; })()"
+            )
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             print(f"screenshot: {browser.screenshot(SCREENSHOTS / 'notebook-review.png')}")
         errors = [e for e in browser.errors() if "gstatic" not in str(e) and "googleapis" not in str(e)]

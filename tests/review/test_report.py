@@ -101,3 +101,12 @@ def test_a_directory_that_does_not_exist_is_one_line(report, tmp_path):
         f"error: cannot write {target}: directory {target.parent} does not exist; create it or pick another --out"
     )
     assert not target.parent.exists()
+
+
+def test_the_push_sentence_keeps_the_paths_case():
+    from types import SimpleNamespace
+
+    from review.report import _push_sentence
+
+    cached = SimpleNamespace(pushed_path=None, push_note="nothing new pushed: inputs unchanged, /Data/Taxi/1 still serves")
+    assert _push_sentence(cached) == "Nothing new pushed: inputs unchanged, /Data/Taxi/1 still serves."
