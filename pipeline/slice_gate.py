@@ -19,7 +19,9 @@ must stay importable from the installed package.
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 from typing import Any, Iterable
 
 import tensorflow_model_analysis as tfma
@@ -29,6 +31,7 @@ from models.features import LABEL
 from models.rule import RULE_OUTPUT
 from models.signatures import OUTPUT_KEY
 from pipeline.config import EvalConfig
+from pipeline import results
 from pipeline.results import is_judged
 
 # The model's evaluation signature returns the model's and the rule's outputs.
@@ -122,7 +125,12 @@ class JudgedMetric(tfma.metrics.Metric):
     """``metric`` on slices big enough to judge; ``NOT_JUDGED`` on the others."""
 
     def __init__(
-        self, metric: str = "auc", min_examples: int = 200, min_class_examples: int = 10, name: str = ""
+        self,
+        metric: str = "auc",
+        min_examples: int = 200,
+        min_class_examples: int = 10,
+        name: str = "",
+        source: str = "",  # noqa: ARG002 - only a cache key (see source_fingerprint)
     ) -> None:
         super().__init__(
             _judged_computations,
@@ -158,7 +166,9 @@ def _lift_computations(
 class LiftOverRule(tfma.metrics.Metric):
     """The model's ``metric`` minus the rule's, on the same slice and rows."""
 
-    def __init__(self, metric: str = "auc", rule_output: str = RULE_OUTPUT, name: str = "") -> None:
+    def __init__(
+        self, metric: str = "auc", rule_output: str = RULE_OUTPUT, name: str = "", source: str = ""  # noqa: ARG002
+    ) -> None:
         super().__init__(_lift_computations, metric=metric, rule_output=rule_output, name=name or lift_name(metric))
 
 
@@ -172,11 +182,24 @@ def _threshold(floor: float | None, max_drop: float | None) -> tfma.MetricThresh
     return threshold
 
 
+def source_fingerprint() -> str:
+    """A hash of the code behind this project's TFMA metrics.
+
+    TFX's cache key holds the Evaluator's eval_config but not the metric
+    code it imports; carried in each custom metric's config, a change to that
+    code re-runs the Evaluator instead of reusing a stale evaluation.
+    """
+    digest = hashlib.sha256()
+    for module in (__file__, results.__file__):
+        digest.update(Path(module).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _custom(cls: type, per_slice: list[tfma.PerSliceMetricThreshold], **config: Any) -> tfma.MetricConfig:
     return tfma.MetricConfig(
         class_name=cls.__name__,
         module=__name__,
-        config=json.dumps(config),
+        config=json.dumps({**config, "source": source_fingerprint()}),
         per_slice_thresholds=per_slice,
     )
 

@@ -154,3 +154,14 @@ def test_thresholds_exist_for_every_slice_and_the_metrics_module_imports_by_name
 def test_no_slice_thresholds_means_no_judged_metric():
     config = eval_config(dataclasses.replace(EvalConfig(), slice_floors={}, slice_max_drops={}))
     assert "JudgedMetric" not in str(config)
+
+
+def test_the_metric_code_is_in_the_evaluators_cache_key():
+    """TFX hashes the eval_config, not the code it imports: the config carries the code's hash."""
+    import json
+
+    from pipeline.slice_gate import source_fingerprint
+
+    configs = [json.loads(m.config) for spec in eval_config(EvalConfig()).metrics_specs for m in spec.metrics if m.module]
+    assert configs and all(c["source"] == source_fingerprint() for c in configs)
+    assert len(source_fingerprint()) == 16
