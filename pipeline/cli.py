@@ -324,9 +324,11 @@ def main() -> None:
 def _register_subcommands() -> None:
     from review.cli import app as runs_app
     from serving.commands import register
+    from validation.cli import register as register_data
 
     app.add_typer(runs_app, name="runs")
     register(app)
+    register_data(app, schema_app)
 
 
 _register_subcommands()

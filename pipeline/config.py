@@ -11,9 +11,10 @@ absolute (the CLI resolves them against the working directory).
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import yaml
 
@@ -26,6 +27,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _RUNNERS = ("DirectRunner", "DataflowRunner")
 _IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})")
 _BASELINES = ("blessed_before_candidate", "latest_blessed")
+_DRIFT_BASELINES = ("previous_span", "latest_statistics")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 
@@ -51,6 +53,16 @@ class DataConfig:
     # A BigQuery query to read instead of the CSV files (BigQueryExampleGen);
     # empty reads CSV from ``root``.
     bigquery_query: str = ""
+    # Data that arrives in spans: a pattern under ``root`` with ``{SPAN}`` for
+    # the span number, e.g. ``span-{SPAN}/*.csv`` (TFX's own span support).
+    # Empty reads every ``*.csv`` directly under ``root`` as one span (span 0).
+    span_pattern: str = ""
+    # The span a run ingests; None takes the latest (the greatest number).
+    span: Optional[int] = None
+    # What a span's statistics are compared with for drift: the newest older
+    # span's (previous_span), or TFX's stock latest statistics before the run
+    # (latest_statistics: the only one Vertex AI compiles).
+    drift_baseline: str = "previous_span"
 
     def __post_init__(self) -> None:
         if not self.root:
@@ -61,6 +73,21 @@ class DataConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 _fail(f"data.{name}", value, "must be an integer >= 1")
+        if self.span_pattern and (
+            self.span_pattern.count("{SPAN}") != 1 or self.span_pattern.startswith("/")
+        ):
+            _fail(
+                "data.span_pattern",
+                self.span_pattern,
+                "give a pattern relative to data.root with {SPAN} once, e.g. span-{SPAN}/*.csv",
+            )
+        if self.drift_baseline not in _DRIFT_BASELINES:
+            _fail("data.drift_baseline", self.drift_baseline, f"must be one of {', '.join(_DRIFT_BASELINES)}")
+        if self.span is not None:
+            if not self.span_pattern:
+                _fail("data.span", self.span, "choosing a span needs data.span_pattern (e.g. span-{SPAN}/*.csv)")
+            if not isinstance(self.span, int) or isinstance(self.span, bool) or self.span < 0:
+                _fail("data.span", self.span, "must be a span number >= 0")
 
     @property
     def test_fraction(self) -> float:
@@ -204,6 +231,46 @@ class EvalConfig:
         return tuple((key,) for key in slice_keys()) + self.crossed_slices
 
 
+_ACTIONS = ("fail", "warn")
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationConfig:
+    """What the data gate does with each finding: ``fail`` the run or ``warn`` and go on.
+
+    ``on_kind`` maps a finding's kind to an action, overriding ``on_anomaly``:
+    a TFDV anomaly type (``SCHEMA_NEW_COLUMN``, ``COMPARATOR_L_INFTY_HIGH``...)
+    or a source, ``schema`` (ExampleValidator against schema/schema.pbtxt) or
+    ``drift`` (this span against the previous one). The most specific wins.
+    """
+
+    on_anomaly: str = "fail"
+    on_kind: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        from tensorflow_metadata.proto.v0 import anomalies_pb2
+
+        if self.on_anomaly not in _ACTIONS:
+            _fail("validation.on_anomaly", self.on_anomaly, "must be fail or warn")
+        if not isinstance(self.on_kind, Mapping):
+            _fail("validation.on_kind", self.on_kind, "must be a mapping of kind to fail or warn, e.g. {drift: warn}")
+        kinds = ("schema", "drift", *anomalies_pb2.AnomalyInfo.Type.keys())
+        for kind, action in self.on_kind.items():
+            if kind not in kinds:
+                _fail(
+                    f"validation.on_kind.{kind}",
+                    action,
+                    f"{kind!r} is not a kind: use schema, drift, or a TFDV anomaly type such as "
+                    "SCHEMA_NEW_COLUMN or COMPARATOR_L_INFTY_HIGH",
+                )
+            if action not in _ACTIONS:
+                _fail(f"validation.on_kind.{kind}", action, "must be fail or warn")
+
+    def policy_json(self) -> str:
+        """The policy as the gate component takes it (part of its cache key)."""
+        return json.dumps({"on_anomaly": self.on_anomaly, "on_kind": dict(sorted(self.on_kind.items()))})
+
+
 @dataclasses.dataclass(frozen=True)
 class BeamConfig:
     """How Beam runs the heavy steps (DirectRunner locally)."""
@@ -300,6 +367,7 @@ class PipelineConfig:
     enable_cache: bool = True
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
+    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
     vertex: VertexConfig = dataclasses.field(default_factory=VertexConfig)
@@ -367,6 +435,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "training": TrainingConfig,
     "eval": EvalConfig,
+    "validation": ValidationConfig,
     "beam": BeamConfig,
     "serving": ServingConfig,
     "vertex": VertexConfig,

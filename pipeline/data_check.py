@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from typing import Iterable
+import re
+from typing import Any, Iterable, Iterator
 
 import tensorflow as tf
 
@@ -30,8 +31,46 @@ class CsvReport:
     columns: tuple[str, ...]
 
 
-def check_csv_dir(root: str, required: Iterable[str] | None = None, partition_column: str = "") -> CsvReport:
-    """Check every ``*.csv`` file under ``root``; raise DataError on the first problem.
+def find_spans(root: str, span_pattern: str) -> dict[int, str]:
+    """The spans under ``root`` matching ``span_pattern`` (with ``{SPAN}``): number -> resolved pattern."""
+    prefix, _, rest = span_pattern.partition("{SPAN}")
+    found: dict[int, str] = {}
+    for path in tf.io.gfile.glob(f"{root.rstrip('/')}/{span_pattern.replace('{SPAN}', '*')}"):
+        relative = path[len(root.rstrip("/")) + 1 :]
+        tail = relative[len(prefix) :]
+        digits = re.match(r"\d+", tail)
+        if relative.startswith(prefix) and digits:
+            found[int(digits.group())] = f"{prefix}{digits.group()}{rest}"
+    return dict(sorted(found.items()))
+
+
+def span_input(root: str, span_pattern: str, span: int | None) -> tuple[int, str]:
+    """(span number, file pattern) of the span a run ingests: ``span``, or the latest.
+
+    Raises DataError naming the directory, the pattern and the spans found.
+    """
+    if not tf.io.gfile.isdir(root):
+        raise DataError(f"data directory {root} does not exist: pass --data with the directory holding the spans")
+    spans = find_spans(root, span_pattern)
+    if not spans:
+        raise DataError(
+            f"{root} has no span matching {span_pattern}: cut a CSV into spans with "
+            f"`tfxp data spans --by year --out {root}`, or set data.span_pattern to the layout you have"
+        )
+    if span is None:
+        span = max(spans)
+    if span not in spans:
+        raise DataError(
+            f"span {span} does not exist under {root} ({span_pattern}); spans found: "
+            f"{', '.join(map(str, spans))}: pass --span with one of them, or omit it for the latest"
+        )
+    return span, spans[span]
+
+
+def check_csv_dir(
+    root: str, required: Iterable[str] | None = None, partition_column: str = "", pattern: str = CSV_PATTERN
+) -> CsvReport:
+    """Check every file matching ``pattern`` under ``root``; raise DataError on the first problem.
 
     ``partition_column``, if given, must be present and filled on every row:
     the train/eval/test split hashes on it (``data.partition_feature``).
@@ -41,10 +80,11 @@ def check_csv_dir(root: str, required: Iterable[str] | None = None, partition_co
         required += (partition_column,)
     if not tf.io.gfile.isdir(root):
         raise DataError(f"data directory {root} does not exist: pass --data with a directory of CSV files")
-    files = sorted(tf.io.gfile.glob(f"{root.rstrip('/')}/{CSV_PATTERN}"))
+    files = sorted(tf.io.gfile.glob(f"{root.rstrip('/')}/{pattern}"))
     if not files:
+        where = f"{root}/{pattern.rpartition('/')[0]}" if "/" in pattern else root
         raise DataError(
-            f"data directory {root} has no CSV files (looked for {CSV_PATTERN}): "
+            f"data directory {where} has no CSV files (looked for {pattern}): "
             "put the training data there as CSV with a header row"
         )
     header: tuple[str, ...] | None = None
@@ -63,6 +103,42 @@ def check_csv_dir(root: str, required: Iterable[str] | None = None, partition_co
 
 
 def _check_file(path: str, required: tuple[str, ...], partition_column: str) -> tuple[tuple[str, ...], int]:
+    try:
+        return _read_file(path, required, partition_column)
+    except UnicodeDecodeError:
+        line, raw = _first_non_utf8_line(path)
+        raise DataError(
+            f"{path} line {line}: bytes that are not UTF-8 ({raw!r}); "
+            "re-export the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def _first_non_utf8_line(path: str) -> tuple[int, bytes]:
+    with tf.io.gfile.GFile(path, "rb") as f:
+        for number, line in enumerate(f, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                return number, line[max(0, exc.start - 8) : exc.end + 8]
+    return 0, b""
+
+
+def _rows(path: str, reader: Any) -> Iterator[list[str]]:
+    """The reader's rows, with a csv.Error turned into a DataError naming the line."""
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise DataError(
+                f"{path} line {reader.line_num}: {exc} (a value longer than {csv.field_size_limit():,} "
+                "characters: a lost newline, an unclosed quote or a binary file); fix or remove that line"
+            ) from None
+        yield row
+
+
+def _read_file(path: str, required: tuple[str, ...], partition_column: str) -> tuple[tuple[str, ...], int]:
     with tf.io.gfile.GFile(path, "r") as f:
         reader = csv.reader(f)
         try:
@@ -85,7 +161,7 @@ def _check_file(path: str, required: tuple[str, ...], partition_column: str) -> 
             )
         partition = header.index(partition_column) if partition_column else None
         rows = 0
-        for row in reader:
+        for row in _rows(path, reader):
             if not row:
                 continue
             if len(row) != len(header):

@@ -16,6 +16,12 @@ from models.preprocessing import preprocessing_fn
 from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
+from pipeline.components.drift import (
+    CURRENT_KEY,
+    HISTORY_KEY,
+    DriftValidator,
+    PreviousSpanStrategy,
+)
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
 from pipeline.components.schema_importer import CuratedSchemaImporter
@@ -93,12 +99,20 @@ def example_gen(data: DataConfig, input_base: Any = None) -> base_component.Base
         return tfx.extensions.google_cloud_big_query.BigQueryExampleGen(
             query=data.bigquery_query, output_config=output_config
         ).with_id("BigQueryExampleGen")
+    # With span_pattern, TFX's driver picks the span (the latest, or data.span)
+    # and records its number on the Examples artifact.
+    range_config = None
+    if data.span is not None:
+        range_config = tfx.proto.RangeConfig(
+            static_range=tfx.proto.StaticRange(start_span_number=data.span, end_span_number=data.span)
+        )
     return CheckedCsvExampleGen(
         input_base=input_base if input_base is not None else data.root,
         input_config=tfx.proto.Input(
-            splits=[tfx.proto.Input.Split(name="single_split", pattern=CSV_PATTERN)]
+            splits=[tfx.proto.Input.Split(name="single_split", pattern=data.span_pattern or CSV_PATTERN)]
         ),
         output_config=output_config,
+        range_config=range_config,
     ).with_id("CsvExampleGen")
 
 
@@ -203,6 +217,33 @@ def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -
     return resolver.with_id("LatestBlessedModelResolver")
 
 
+def _drift_baseline_resolver(
+    data: DataConfig, example_gen: base_component.BaseComponent, statistics_gen: tfx.components.StatisticsGen
+) -> tfx.dsl.Resolver:
+    """The statistics this run's span is compared with (see components/drift.py).
+
+    ``previous_span``: the newest span before this one. ``latest_statistics``:
+    TFX's stock LatestArtifactStrategy, resolved before this run's ExampleGen
+    starts, i.e. the previous run's statistics (the only one Vertex AI compiles).
+    """
+    history = tfx.dsl.Channel(
+        type=tfx.types.standard_artifacts.ExampleStatistics,
+        producer_component_id="StatisticsGen",
+        output_key="statistics",
+    )
+    if data.drift_baseline == "previous_span":
+        resolver = tfx.dsl.Resolver(
+            strategy_class=PreviousSpanStrategy,
+            **{CURRENT_KEY: statistics_gen.outputs["statistics"], HISTORY_KEY: history},
+        )
+    else:
+        resolver = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy, **{HISTORY_KEY: history}
+        )
+        example_gen.add_upstream_node(resolver)
+    return resolver.with_id("PreviousSpanStatistics")
+
+
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole DAG: ingest, validate (gated), transform, train, evaluate, push."""
     fingerprint = {CODE_FINGERPRINT_KEY: code_fingerprint()}
@@ -215,7 +256,17 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],
     ).with_id("ExampleValidator")
-    gate = AnomaliesGate(anomalies=example_validator.outputs["anomalies"]).with_id("AnomaliesGate")
+    previous_span = _drift_baseline_resolver(cfg.data, csv_example_gen, statistics_gen)
+    drift_validator = DriftValidator(
+        statistics=statistics_gen.outputs["statistics"],
+        baseline_statistics=previous_span.outputs[HISTORY_KEY],
+        schema=schema_importer.outputs["schema"],
+    ).with_id("DriftValidator")
+    gate = AnomaliesGate(
+        anomalies=example_validator.outputs["anomalies"],
+        drift_anomalies=drift_validator.outputs["anomalies"],
+        policy=cfg.validation.policy_json(),
+    ).with_id("AnomaliesGate")
     transform = tfx.components.Transform(
         examples=csv_example_gen.outputs["examples"],
         schema=schema_importer.outputs["schema"],
@@ -242,6 +293,8 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
             statistics_gen,
             schema_importer,
             example_validator,
+            previous_span,
+            drift_validator,
             gate,
             transform,
             trainer,

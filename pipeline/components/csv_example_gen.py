@@ -20,9 +20,13 @@ class CheckedCsvExecutor(csv_executor.Executor):
     def Do(self, input_dict: dict[str, Any], output_dict: dict[str, Any], exec_properties: dict[str, Any]) -> None:
         output_config = example_gen_pb2.Output()
         proto_utils.json_to_proto(exec_properties[standard_component_specs.OUTPUT_CONFIG_KEY], output_config)
+        # The driver has already put the span's number into the pattern.
+        input_config = example_gen_pb2.Input()
+        proto_utils.json_to_proto(exec_properties[standard_component_specs.INPUT_CONFIG_KEY], input_config)
         check_csv_dir(
             exec_properties[standard_component_specs.INPUT_BASE_KEY],
             partition_column=output_config.split_config.partition_feature_name,
+            pattern=input_config.splits[0].pattern,
         )
         super().Do(input_dict, output_dict, exec_properties)
 

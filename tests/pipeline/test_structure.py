@@ -1,12 +1,15 @@
 """The DAG that create_pipeline builds: ids, edges, gates and entry points."""
 
 import importlib
+import json
 
 import pytest
 from tfx import v1 as tfx
 from tfx.utils import proto_utils
+from tfx.utils.io_utils import SchemaReader
 
-from pipeline.config import load_config
+from pipeline.components.drift import drift_config
+from pipeline.config import PROJECT_ROOT, load_config
 from pipeline.pipeline import create_pipeline
 
 EXPECTED_IDS = [
@@ -14,6 +17,8 @@ EXPECTED_IDS = [
     "StatisticsGen",
     "ImportSchemaGen",
     "ExampleValidator",
+    "PreviousSpanStatistics",
+    "DriftValidator",
     "AnomaliesGate",
     "Transform",
     "Trainer",
@@ -45,10 +50,36 @@ def test_edges(components):
     assert _upstream(components["Pusher"]) == {"Trainer", "Evaluator"}
 
 
-def test_the_gate_sits_between_example_validator_and_transform(components):
-    assert _upstream(components["AnomaliesGate"]) == {"ExampleValidator"}
+def test_the_gate_sits_between_the_validators_and_transform(components):
+    assert _upstream(components["AnomaliesGate"]) == {"ExampleValidator", "DriftValidator"}
     assert "AnomaliesGate" in _upstream(components["Transform"])
     assert _upstream(components["Transform"]) == {"AnomaliesGate", "CsvExampleGen", "ImportSchemaGen"}
+
+
+def test_drift_compares_this_spans_statistics_with_the_previous_spans(components):
+    drift = components["DriftValidator"]
+    assert drift.inputs["statistics"] is components["StatisticsGen"].outputs["statistics"]
+    assert drift.inputs["baseline_statistics"] is components["PreviousSpanStatistics"].outputs["statistics"]
+    assert _upstream(components["PreviousSpanStatistics"]) == {"StatisticsGen"}
+    assert drift.inputs["schema"] is components["ImportSchemaGen"].outputs["schema"]
+
+
+def test_drift_thresholds_come_from_the_curated_schema():
+    config = drift_config(SchemaReader().read(str(PROJECT_ROOT / "schema" / "schema.pbtxt")))
+    thresholds = {f.path.step[0]: f.distribution_comparator for f in config.default_slice_config.feature}
+    # L-infinity on strings, Jensen-Shannon on numbers; calendar columns have none.
+    assert thresholds["payment_type"].infinity_norm.threshold == pytest.approx(0.05)
+    assert thresholds["trip_miles"].jensen_shannon_divergence.threshold == pytest.approx(0.75)
+    assert "trip_start_timestamp" not in thresholds and "trip_start_month" not in thresholds
+    assert len(thresholds) == 15
+
+
+def test_the_gate_policy_comes_from_the_config(tmp_path):
+    cfg = load_config(
+        "local", {"output_dir": str(tmp_path), "validation.on_kind": {"drift": "warn"}}
+    )
+    gate = {c.id: c for c in create_pipeline(cfg).components}["AnomaliesGate"]
+    assert json.loads(gate.exec_properties["policy"]) == {"on_anomaly": "fail", "on_kind": {"drift": "warn"}}
 
 
 def test_pusher_consumes_the_evaluators_blessing(components):

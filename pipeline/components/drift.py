@@ -1,0 +1,178 @@
+"""Drift between spans: TFX's DistributionValidator, fed the previous span's statistics.
+
+- :class:`PreviousSpanStrategy` resolves the statistics of the newest span
+  before the current one (the latest version of it), or nothing on the first span.
+- :class:`DriftValidator` is TFX's DistributionValidator with two changes: the
+  baseline may be absent (the first span passes, and says so), and every
+  distance is recorded, below threshold too, as the ``drift`` custom property of
+  its anomalies artifact in MLMD. TFDV reports a distance in the anomalies only
+  when it crosses its threshold (data-validation#181); its ``drift_skew_info``
+  holds them all.
+- :func:`drift_config` builds the validator's config, at run time, from the
+  imported schema's ``drift_comparator``s: the curated schema stays the one
+  place thresholds live, and a threshold change re-runs the step.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
+from tfx import types
+from tfx.components.distribution_validator import executor as dv_executor
+from tfx.dsl.components.base import base_component, executor_spec
+from tfx.proto import distribution_validator_pb2
+from tfx.types import artifact_utils, standard_component_specs
+from tfx.types.component_spec import ChannelParameter
+from tfx.dsl.components.common import resolver
+from tfx.types import standard_artifacts
+from tfx.utils import io_utils, json_utils, typing_utils
+
+CURRENT_KEY = "current"
+HISTORY_KEY = "statistics"
+# The split pair compared: the train splits. Eval and test are 15% of a span
+# each, too few rows for thresholds chosen on whole spans.
+DRIFT_SPLIT = "train"
+DRIFT_PROPERTY = "drift"
+
+
+class PreviousSpanStrategy(resolver.ResolverStrategy):
+    """Resolve the statistics of the newest span older than the current one.
+
+    Inputs: ``current`` (this run's statistics) and ``statistics`` (every
+    statistics artifact StatisticsGen made). Output ``statistics``: the latest
+    artifact of the greatest span below the current span, or empty.
+    """
+
+    def resolve_artifacts(
+        self, store: object, input_dict: typing_utils.ArtifactMultiMap
+    ) -> Optional[typing_utils.ArtifactMultiMap]:
+        current = list(input_dict.get(CURRENT_KEY, []))
+        history = list(input_dict.get(HISTORY_KEY, []))
+        older = [a for a in history if current and a.span < max(c.span for c in current)]
+        if not older:
+            return {CURRENT_KEY: current, HISTORY_KEY: []}
+        span = max(a.span for a in older)
+        latest = max((a for a in older if a.span == span), key=lambda a: a.id)
+        return {CURRENT_KEY: current, HISTORY_KEY: [latest]}
+
+
+def comparator_kind(comparator: schema_pb2.FeatureComparator) -> str:
+    """``L-inf`` or ``JSD``: which distance a comparator measures."""
+    return "JSD" if comparator.HasField("jensen_shannon_divergence") else "L-inf"
+
+
+def comparator_threshold(comparator: schema_pb2.FeatureComparator) -> float:
+    if comparator.HasField("jensen_shannon_divergence"):
+        return comparator.jensen_shannon_divergence.threshold
+    return comparator.infinity_norm.threshold
+
+
+def drift_config(schema: schema_pb2.Schema) -> distribution_validator_pb2.DistributionValidatorConfig:
+    """The DistributionValidator config: one comparator per schema feature that has one."""
+    config = distribution_validator_pb2.DistributionValidatorConfig()
+    for feature in schema.feature:
+        if feature.HasField("drift_comparator"):
+            entry = config.default_slice_config.feature.add()
+            entry.path.step.append(feature.name)
+            entry.distribution_comparator.CopyFrom(feature.drift_comparator)
+    return config
+
+
+def distances(anomalies: anomalies_pb2.Anomalies) -> dict[str, dict[str, Any]]:
+    """Every measured distance of an Anomalies proto: feature -> kind, distance, threshold."""
+    names = {
+        anomalies_pb2.DriftSkewInfo.Measurement.JENSEN_SHANNON_DIVERGENCE: "JSD",
+        anomalies_pb2.DriftSkewInfo.Measurement.L_INFTY: "L-inf",
+    }
+    found: dict[str, dict[str, Any]] = {}
+    for info in anomalies.drift_skew_info:
+        for m in list(info.drift_measurements) + list(info.skew_measurements):
+            found[".".join(info.path.step)] = {
+                "comparator": names.get(m.type, str(m.type)),
+                "distance": round(m.value, 6),
+                "threshold": round(m.threshold, 6),
+            }
+    return dict(sorted(found.items()))
+
+
+class DriftValidatorExecutor(dv_executor.Executor):
+    """DistributionValidator's executor, then every distance onto the artifact."""
+
+    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
+           exec_properties: dict[str, Any]) -> Any:
+        schema_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])
+        schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
+        exec_properties = {
+            **exec_properties,
+            standard_component_specs.DISTRIBUTION_VALIDATOR_CONFIG_KEY: drift_config(schema),
+        }
+        result = super().Do(input_dict, output_dict, exec_properties)
+        artifact = artifact_utils.get_single_instance(output_dict[standard_component_specs.ANOMALIES_KEY])
+        current = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
+        baseline = input_dict.get(standard_component_specs.BASELINE_STATISTICS_KEY) or []
+        split = json_utils.loads(exec_properties[standard_component_specs.INCLUDE_SPLIT_PAIRS_KEY])[0][0]
+        record: dict[str, Any] = {
+            "span": current.span,
+            "baseline_span": baseline[0].span if baseline else None,
+            "split": split,
+            "features": {},
+        }
+        if baseline:
+            path = os.path.join(
+                artifact.uri, f"SplitPair-{split}_{split}", dv_executor.DEFAULT_FILE_NAME
+            )
+            anomalies = anomalies_pb2.Anomalies()
+            anomalies.ParseFromString(io_utils.read_bytes_file(path))
+            record["features"] = distances(anomalies)
+        artifact.set_json_value_custom_property(DRIFT_PROPERTY, record)
+        published = result.output_artifacts[standard_component_specs.ANOMALIES_KEY].artifacts
+        for proto in published:
+            proto.custom_properties[DRIFT_PROPERTY].CopyFrom(
+                artifact.mlmd_artifact.custom_properties[DRIFT_PROPERTY]
+            )
+        return result
+
+
+class _DriftValidatorSpec(standard_component_specs.DistributionValidatorSpec):
+    # The config is built from the schema input at run time.
+    PARAMETERS = {
+        k: v
+        for k, v in standard_component_specs.DistributionValidatorSpec.PARAMETERS.items()
+        if k != standard_component_specs.DISTRIBUTION_VALIDATOR_CONFIG_KEY
+    }
+    INPUTS = {
+        **standard_component_specs.DistributionValidatorSpec.INPUTS,
+        standard_component_specs.BASELINE_STATISTICS_KEY: ChannelParameter(
+            type=standard_artifacts.ExampleStatistics, optional=True
+        ),
+        standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+    }
+
+
+class DriftValidator(base_component.BaseComponent):
+    """DistributionValidator with an optional baseline, recording every distance."""
+
+    SPEC_CLASS = _DriftValidatorSpec
+    EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(DriftValidatorExecutor)
+
+    def __init__(
+        self,
+        statistics: types.BaseChannel,
+        baseline_statistics: types.BaseChannel,
+        schema: types.BaseChannel,
+        split: str = DRIFT_SPLIT,
+    ) -> None:
+        keys = standard_component_specs
+        super().__init__(
+            spec=_DriftValidatorSpec(
+                **{
+                    keys.STATISTICS_KEY: statistics,
+                    keys.BASELINE_STATISTICS_KEY: baseline_statistics,
+                    keys.SCHEMA_KEY: schema,
+                    keys.INCLUDE_SPLIT_PAIRS_KEY: json_utils.dumps([(split, split)]),
+                    keys.ANOMALIES_KEY: types.Channel(type=standard_artifacts.ExampleAnomalies),
+                }
+            )
+        )
