@@ -7,6 +7,7 @@ imports (TensorFlow, TFX) happen inside commands, so ``tfxp --help`` is fast.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from pipeline.config import PipelineConfig
     from pipeline.results import Evaluation
     from pipeline.run import ComponentProgress, RunSummary
+    from validation.history import DriftRecord
 
 app = typer.Typer(
     help="tfx-production-pipeline: run, inspect and serve the taxi TFX pipeline.",
@@ -73,6 +75,13 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every component."),
     verbose: bool = typer.Option(False, "--verbose", help="Show TFX's logs on the console."),
     train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Override training.train_steps."),
+    span: Optional[int] = typer.Option(None, "--span", help="The span to ingest (default: the latest)."),
+    span_pattern: Optional[str] = typer.Option(
+        None, "--span-pattern", help="Spans under --data, e.g. 'span-{SPAN}/*.csv' (data.span_pattern)."
+    ),
+    gate_policy: Optional[str] = typer.Option(
+        None, "--gate-policy", help="fail or warn: what the data gate does with anomalies and drift (validation.on_anomaly)."
+    ),
 ) -> None:
     """Run the whole pipeline locally (LocalDagRunner) and print a summary."""
     _quiet_environment()
@@ -81,6 +90,14 @@ def run(
         extra["enable_cache"] = False
     if train_steps is not None:
         extra["training.train_steps"] = train_steps
+    if span is not None:
+        extra["data.span"] = span
+    if span_pattern is not None:
+        extra["data.span_pattern"] = span_pattern
+    if gate_policy is not None:
+        # The flag decides for every kind, overriding the profile's per-kind choices.
+        extra["validation.on_anomaly"] = gate_policy
+        extra["validation.on_kind"] = {}
     cfg = _config(profile, data, output, **extra)
     from pipeline.run import run_local
 
@@ -130,12 +147,18 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
     if summary.components:
         took = f" ({summary.seconds:.1f}s)" if summary.seconds else ""
         console.print(f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached{took}")
+    if summary.span is not None:
+        console.print(f"Span: {summary.span}")
     if summary.anomalies:
         console.print(f"Anomalies: {len(summary.anomalies)}")
+        policy = json.loads(cfg.validation.policy_json())
         for a in summary.anomalies:
-            console.print(f"  - {escape(str(a))}")
+            action = "[red]fail[/]" if a.action(policy) == "fail" else "[yellow]warn[/]"
+            console.print(f"  - {action} {a.source}: {escape(str(a))}")
     elif "ExampleValidator" in summary.nodes:
         console.print("Anomalies: none")
+    if summary.drift is not None:
+        print_drift(summary.drift)
     if summary.evaluation is not None:
         print_evaluation(summary.evaluation, cfg)
     if summary.push_note:
@@ -147,8 +170,25 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
         if summary.evaluation is not None and not summary.evaluation.blessed:
             verdict += " [yellow](model not blessed, nothing pushed)[/]"
         console.print(verdict)
+    elif summary.anomalies and (summary.error or "").startswith("AnomaliesFound:"):
+        # The findings are listed above; keep the verdict and the advice.
+        lines = (summary.error or "").splitlines()
+        console.print(f"[bold red]Run failed:[/] {escape(lines[0].split(': ', 1)[1])} (listed above)")
+        console.print(escape(lines[-1]))
     else:
         console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}")
+
+
+def print_drift(drift: "DriftRecord") -> None:
+    """Every distance this run measured, or why it measured none."""
+    if drift.baseline_span is None:
+        console.print(f"Drift: span {drift.span} is the first span: no earlier span's statistics to compare with")
+        return
+    from validation.cli import print_distances
+    from validation.drift import Distance
+
+    rows = [Distance(f, d["comparator"], d["distance"], d["threshold"]) for f, d in sorted(drift.features.items())]
+    print_distances(rows, f"Drift: span {drift.span} against span {drift.baseline_span} (train splits):")
 
 
 def _fmt(value: float | None) -> str:

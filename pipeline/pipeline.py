@@ -18,6 +18,7 @@ from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateSt
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
 from pipeline.components.drift import (
     CURRENT_KEY,
+    EXAMPLES_KEY,
     HISTORY_KEY,
     DriftValidator,
     PreviousSpanStrategy,
@@ -217,9 +218,7 @@ def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -
     return resolver.with_id("LatestBlessedModelResolver")
 
 
-def _drift_baseline_resolver(
-    data: DataConfig, example_gen: base_component.BaseComponent, statistics_gen: tfx.components.StatisticsGen
-) -> tfx.dsl.Resolver:
+def _drift_baseline_resolver(data: DataConfig, example_gen: base_component.BaseComponent) -> tfx.dsl.Resolver:
     """The statistics this run's span is compared with (see components/drift.py).
 
     ``previous_span``: the newest span before this one. ``latest_statistics``:
@@ -234,7 +233,14 @@ def _drift_baseline_resolver(
     if data.drift_baseline == "previous_span":
         resolver = tfx.dsl.Resolver(
             strategy_class=PreviousSpanStrategy,
-            **{CURRENT_KEY: statistics_gen.outputs["statistics"], HISTORY_KEY: history},
+            **{
+                CURRENT_KEY: example_gen.outputs["examples"],
+                # Every Examples (a producer id here would clash with the
+                # channel above in TFX's input graph); those StatisticsGen
+                # never read, e.g. Transform's, have no statistics and drop out.
+                EXAMPLES_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
+                HISTORY_KEY: history,
+            },
         )
     else:
         resolver = tfx.dsl.Resolver(
@@ -256,11 +262,13 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],
     ).with_id("ExampleValidator")
-    previous_span = _drift_baseline_resolver(cfg.data, csv_example_gen, statistics_gen)
+    previous_span = _drift_baseline_resolver(cfg.data, csv_example_gen)
     drift_validator = DriftValidator(
         statistics=statistics_gen.outputs["statistics"],
         baseline_statistics=previous_span.outputs[HISTORY_KEY],
         schema=schema_importer.outputs["schema"],
+        examples=csv_example_gen.outputs["examples"],
+        baseline_examples=previous_span.outputs.get(EXAMPLES_KEY),
     ).with_id("DriftValidator")
     gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],

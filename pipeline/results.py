@@ -10,6 +10,7 @@ import dataclasses
 import math
 from typing import Any
 
+from google.protobuf import json_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
@@ -165,8 +166,8 @@ def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) ->
             key = ev.path.steps[0].key
             artifact = artifacts[ev.artifact_id]
             outputs.setdefault(key, []).append(artifact.uri)
-            values = {k: _value(v) for k, v in artifact.properties.items()}
-            values.update({k: _value(v) for k, v in artifact.custom_properties.items()})
+            values = {k: property_value(v) for k, v in artifact.properties.items()}
+            values.update({k: property_value(v) for k, v in artifact.custom_properties.items()})
             properties.setdefault(key, []).append(values)
         results[node_id] = NodeResult(
             node_id, _STATES.Name(execution.last_known_state), execution.type, outputs, properties
@@ -174,8 +175,11 @@ def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) ->
     return results
 
 
-def _value(v: metadata_store_pb2.Value) -> Any:
+def property_value(v: metadata_store_pb2.Value) -> Any:
     kind = v.WhichOneof("value")
+    if kind == "struct_value":  # a JSON custom property; TFX wraps it as {"__value__": ...}
+        value = json_format.MessageToDict(v.struct_value)
+        return value.get("__value__", value)
     return getattr(v, kind) if kind else None
 
 

@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
-from pipeline.components.gate import Anomaly, read_anomalies
+from pipeline.components.drift import DRIFT_PROPERTY
+from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
 from pipeline.config import PipelineConfig
 from pipeline.results import Evaluation, NodeResult, latest_run, load_evaluation
+from validation.history import DriftRecord, drift_record
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +47,8 @@ class RunSummary:
     components: list[ComponentProgress]
     error: str | None = None
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
+    span: int | None = None
+    drift: DriftRecord | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     evaluation: Evaluation | None = None
     pushed_path: str | None = None
@@ -180,12 +184,15 @@ def run_local(
     """Check the data, run the whole pipeline with LocalDagRunner, and summarise."""
     from tfx import v1 as tfx
 
-    from pipeline.data_check import DataError, check_csv_dir
+    from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir, span_input
     from pipeline.pipeline import create_pipeline
 
     started = time.monotonic()
     try:
-        report = check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature)
+        pattern = CSV_PATTERN
+        if cfg.data.span_pattern:
+            _, pattern = span_input(cfg.data.root, cfg.data.span_pattern, cfg.data.span)
+        report = check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature, pattern=pattern)
     except DataError as exc:
         return RunSummary(False, time.monotonic() - started, None, [], error=str(exc))
     warnings = judging_warnings(cfg, report.rows)
@@ -231,14 +238,22 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
         return
     nodes = latest_run(cfg.metadata_path, cfg.name, run_id)
     summary.nodes = nodes
-    validator = nodes.get("ExampleValidator")
-    if validator and validator.outputs.get("anomalies"):
-        from tfx.types import standard_artifacts
+    gen = nodes.get("CsvExampleGen")
+    if gen and gen.outputs.get("examples"):
+        summary.span = gen.output_property("examples", "span")
+    for node_id, source in (("ExampleValidator", SCHEMA), ("DriftValidator", DRIFT)):
+        validator = nodes.get(node_id)
+        if validator and validator.outputs.get("anomalies"):
+            from tfx.types import standard_artifacts
 
-        artifact = standard_artifacts.ExampleAnomalies()
-        artifact.uri = validator.output_uri("anomalies")
-        artifact.split_names = validator.output_property("anomalies", "split_names")
-        summary.anomalies = read_anomalies(artifact)
+            artifact = standard_artifacts.ExampleAnomalies()
+            artifact.uri = validator.output_uri("anomalies")
+            artifact.split_names = validator.output_property("anomalies", "split_names") or ""
+            summary.anomalies += read_anomalies(artifact, source)
+    drift = nodes.get("DriftValidator")
+    if drift and drift.outputs.get("anomalies"):
+        value = drift.output_property("anomalies", DRIFT_PROPERTY)
+        summary.drift = drift_record(value) if value else None
     evaluator = nodes.get("Evaluator")
     if evaluator and evaluator.outputs.get("evaluation"):
         summary.evaluation = load_evaluation(evaluator.output_uri("evaluation"), evaluator)

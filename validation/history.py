@@ -11,10 +11,8 @@ import dataclasses
 import os
 from typing import Any
 
-from google.protobuf import json_format
-
 from pipeline.components.drift import DRIFT_PROPERTY
-from pipeline.results import open_store
+from pipeline.results import open_store, property_value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +40,22 @@ def drift_history(metadata_path: str, pipeline_name: str) -> list[DriftRecord]:
     for artifact in store.get_artifacts_by_context(node.id):
         if DRIFT_PROPERTY not in artifact.custom_properties:
             continue
-        value = json_format.MessageToDict(artifact.custom_properties[DRIFT_PROPERTY].struct_value)
-        value = value.get("__value__", value)  # TFX wraps JSON custom properties
-        record = DriftRecord(
-            artifact_id=artifact.id,
-            created=artifact.create_time_since_epoch / 1000,
-            span=int(value["span"]),
-            baseline_span=None if value.get("baseline_span") is None else int(value["baseline_span"]),
-            features=value.get("features") or {},
+        record = drift_record(
+            property_value(artifact.custom_properties[DRIFT_PROPERTY]),
+            artifact.id,
+            artifact.create_time_since_epoch / 1000,
         )
         if record.span not in latest or latest[record.span].artifact_id < record.artifact_id:
             latest[record.span] = record
     return [latest[s] for s in sorted(latest)]
+
+
+def drift_record(value: dict[str, Any], artifact_id: int = 0, created: float = 0.0) -> DriftRecord:
+    """A DriftRecord from the DriftValidator's ``drift`` property (as JSON)."""
+    return DriftRecord(
+        artifact_id=artifact_id,
+        created=created,
+        span=int(value["span"]),
+        baseline_span=None if value.get("baseline_span") is None else int(value["baseline_span"]),
+        features=value.get("features") or {},
+    )

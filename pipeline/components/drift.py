@@ -30,32 +30,67 @@ from tfx.types import standard_artifacts
 from tfx.utils import io_utils, json_utils, typing_utils
 
 CURRENT_KEY = "current"
+EXAMPLES_KEY = "examples"
 HISTORY_KEY = "statistics"
+BASELINE_EXAMPLES_KEY = "baseline_examples"
 # The split pair compared: the train splits. Eval and test are 15% of a span
 # each, too few rows for thresholds chosen on whole spans.
 DRIFT_SPLIT = "train"
 DRIFT_PROPERTY = "drift"
+_SPAN = "span"
+
+
+def span_of(artifact: types.Artifact) -> int:
+    """An Examples artifact's span. CsvExampleGen records it as a custom property,
+    so ``artifact.span`` (and StatisticsGen's copy of it) reads 0."""
+    if artifact.has_custom_property(_SPAN):
+        return artifact.get_int_custom_property(_SPAN)
+    return artifact.span
 
 
 class PreviousSpanStrategy(resolver.ResolverStrategy):
-    """Resolve the statistics of the newest span older than the current one.
+    """Resolve the newest span older than this run's, and the statistics made from it.
 
-    Inputs: ``current`` (this run's statistics) and ``statistics`` (every
-    statistics artifact StatisticsGen made). Output ``statistics``: the latest
-    artifact of the greatest span below the current span, or empty.
+    Inputs: ``current`` (this run's Examples), ``examples`` (every Examples
+    CsvExampleGen made) and ``statistics`` (every ExampleStatistics
+    StatisticsGen made). Outputs ``examples`` and ``statistics``: the latest
+    Examples of the greatest span below the current one and its statistics,
+    found by lineage; both empty on the first span.
     """
 
     def resolve_artifacts(
-        self, store: object, input_dict: typing_utils.ArtifactMultiMap
+        self, store: Any, input_dict: typing_utils.ArtifactMultiMap
     ) -> Optional[typing_utils.ArtifactMultiMap]:
         current = list(input_dict.get(CURRENT_KEY, []))
-        history = list(input_dict.get(HISTORY_KEY, []))
-        older = [a for a in history if current and a.span < max(c.span for c in current)]
+        empty = {CURRENT_KEY: current, EXAMPLES_KEY: [], HISTORY_KEY: []}
+        if not current:
+            return empty
+        now = max(span_of(c) for c in current)
+        stats_by_examples = _statistics_by_examples(store, list(input_dict.get(HISTORY_KEY, [])))
+        older = [a for a in input_dict.get(EXAMPLES_KEY, []) if span_of(a) < now and a.id in stats_by_examples]
         if not older:
-            return {CURRENT_KEY: current, HISTORY_KEY: []}
-        span = max(a.span for a in older)
-        latest = max((a for a in older if a.span == span), key=lambda a: a.id)
-        return {CURRENT_KEY: current, HISTORY_KEY: [latest]}
+            return empty
+        previous = max(older, key=lambda a: (span_of(a), a.id))
+        return {CURRENT_KEY: current, EXAMPLES_KEY: [previous], HISTORY_KEY: [stats_by_examples[previous.id]]}
+
+
+def _statistics_by_examples(store: Any, statistics: list[types.Artifact]) -> dict[int, types.Artifact]:
+    """Examples artifact id -> the newest statistics computed from it (by MLMD lineage)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    by_id = {s.id: s for s in statistics}
+    made = {
+        e.execution_id: e.artifact_id
+        for e in store.get_events_by_artifact_ids(list(by_id))
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    }
+    found: dict[int, types.Artifact] = {}
+    for event in store.get_events_by_execution_ids(list(made)):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            stats = by_id[made[event.execution_id]]
+            if event.artifact_id not in found or found[event.artifact_id].id < stats.id:
+                found[event.artifact_id] = stats
+    return found
 
 
 def comparator_kind(comparator: schema_pb2.FeatureComparator) -> str:
@@ -113,9 +148,11 @@ class DriftValidatorExecutor(dv_executor.Executor):
         current = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
         baseline = input_dict.get(standard_component_specs.BASELINE_STATISTICS_KEY) or []
         split = json_utils.loads(exec_properties[standard_component_specs.INCLUDE_SPLIT_PAIRS_KEY])[0][0]
+        examples = input_dict.get(EXAMPLES_KEY) or []
+        baseline_examples = input_dict.get(BASELINE_EXAMPLES_KEY) or []
         record: dict[str, Any] = {
-            "span": current.span,
-            "baseline_span": baseline[0].span if baseline else None,
+            "span": span_of(examples[0]) if examples else current.span,
+            "baseline_span": (span_of(baseline_examples[0]) if baseline_examples else 0) if baseline else None,
             "split": split,
             "features": {},
         }
@@ -148,6 +185,9 @@ class _DriftValidatorSpec(standard_component_specs.DistributionValidatorSpec):
             type=standard_artifacts.ExampleStatistics, optional=True
         ),
         standard_component_specs.SCHEMA_KEY: ChannelParameter(type=standard_artifacts.Schema),
+        # Only for their span numbers (see span_of).
+        EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
+        BASELINE_EXAMPLES_KEY: ChannelParameter(type=standard_artifacts.Examples, optional=True),
     }
 
 
@@ -162,6 +202,8 @@ class DriftValidator(base_component.BaseComponent):
         statistics: types.BaseChannel,
         baseline_statistics: types.BaseChannel,
         schema: types.BaseChannel,
+        examples: Optional[types.BaseChannel] = None,
+        baseline_examples: Optional[types.BaseChannel] = None,
         split: str = DRIFT_SPLIT,
     ) -> None:
         keys = standard_component_specs
@@ -171,6 +213,8 @@ class DriftValidator(base_component.BaseComponent):
                     keys.STATISTICS_KEY: statistics,
                     keys.BASELINE_STATISTICS_KEY: baseline_statistics,
                     keys.SCHEMA_KEY: schema,
+                    EXAMPLES_KEY: examples,
+                    BASELINE_EXAMPLES_KEY: baseline_examples,
                     keys.INCLUDE_SPLIT_PAIRS_KEY: json_utils.dumps([(split, split)]),
                     keys.ANOMALIES_KEY: types.Channel(type=standard_artifacts.ExampleAnomalies),
                 }

@@ -20,6 +20,7 @@ from typing import Mapping
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx
 from tfx.components.example_validator.executor import DEFAULT_FILE_NAME
+from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_artifacts
 from tfx.utils import io_utils
 
@@ -57,7 +58,7 @@ def _split_dirs(artifact: standard_artifacts.ExampleAnomalies) -> "list[tuple[st
     out = []
     for split in artifact_utils.decode_split_names(artifact.split_names):
         pair = os.path.join(artifact.uri, f"SplitPair-{split}")
-        out.append((split, pair if io_utils.exists(pair) else artifact_utils.get_split_uri([artifact], split)))
+        out.append((split, pair if fileio.exists(pair) else artifact_utils.get_split_uri([artifact], split)))
     return out
 
 

@@ -60,7 +60,7 @@ def test_drift_compares_this_spans_statistics_with_the_previous_spans(components
     drift = components["DriftValidator"]
     assert drift.inputs["statistics"] is components["StatisticsGen"].outputs["statistics"]
     assert drift.inputs["baseline_statistics"] is components["PreviousSpanStatistics"].outputs["statistics"]
-    assert _upstream(components["PreviousSpanStatistics"]) == {"StatisticsGen"}
+    assert _upstream(components["PreviousSpanStatistics"]) == {"CsvExampleGen"}
     assert drift.inputs["schema"] is components["ImportSchemaGen"].outputs["schema"]
 
 
