@@ -1,6 +1,12 @@
-"""The input function: transformed TFRecords to batched (features, label)."""
+"""The input function: raw TFRecords through the Transform graph to batched (features, label).
+
+The Trainer reads raw examples (every span of its window) and applies the
+Transform graph here, the same graph the serving signatures attach.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
@@ -20,15 +26,17 @@ def input_fn(
 ) -> tf.data.Dataset:
     """Batches of transformed features and the label: repeated forever, or one pass in order."""
     options = (
-        tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=LABEL.transformed_name, num_epochs=1, shuffle=False
-        )
+        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False)
         if once
-        else tfxio.TensorFlowDatasetOptions(
-            batch_size=batch_size, label_key=LABEL.transformed_name, shuffle_seed=seed
-        )
+        else tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed)
     )
-    dataset = data_accessor.tf_dataset_factory(
-        file_pattern, options, tf_transform_output.transformed_metadata.schema
-    )
+    raw = data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
+    layer = tf_transform_output.transform_features_layer()
+
+    def transform(features: dict[str, Any]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+        transformed = layer(features)
+        label = transformed.pop(LABEL.transformed_name)
+        return transformed, label
+
+    dataset = raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset if once else dataset.repeat()

@@ -27,7 +27,7 @@ _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 _RUNNERS = ("DirectRunner", "DataflowRunner")
 _IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})")
 _BASELINES = ("blessed_before_candidate", "latest_blessed")
-_DRIFT_BASELINES = ("previous_span", "latest_statistics")
+_SPAN_RESOLUTIONS = ("by_span", "latest")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 
 
@@ -59,10 +59,15 @@ class DataConfig:
     span_pattern: str = ""
     # The span a run ingests; None takes the latest (the greatest number).
     span: Optional[int] = None
-    # What a span's statistics are compared with for drift: the newest older
-    # span's (previous_span), or TFX's stock latest statistics before the run
-    # (latest_statistics: the only one Vertex AI compiles).
-    drift_baseline: str = "previous_span"
+    # The Trainer's rolling window: this run's span and the spans before it,
+    # this many in all (1: the run's span alone).
+    training_spans: int = 1
+    # How a run finds the earlier spans it needs. by_span: by span number, the
+    # newest span below the run's for drift, and the training_spans - 1 below
+    # it for the window. latest: TFX's stock LatestArtifactStrategy, the newest
+    # artifacts by time: drift against the previous run's statistics, and
+    # training on the run's span alone (the only one Vertex AI compiles).
+    span_resolution: str = "by_span"
 
     def __post_init__(self) -> None:
         if not self.root:
@@ -81,8 +86,17 @@ class DataConfig:
                 self.span_pattern,
                 "give a pattern relative to data.root with {SPAN} once, e.g. span-{SPAN}/*.csv",
             )
-        if self.drift_baseline not in _DRIFT_BASELINES:
-            _fail("data.drift_baseline", self.drift_baseline, f"must be one of {', '.join(_DRIFT_BASELINES)}")
+        if not isinstance(self.training_spans, int) or isinstance(self.training_spans, bool) or self.training_spans < 1:
+            _fail("data.training_spans", self.training_spans, "must be an integer >= 1 (1 trains on the run's span alone)")
+        if self.span_resolution not in _SPAN_RESOLUTIONS:
+            _fail("data.span_resolution", self.span_resolution, f"must be one of {', '.join(_SPAN_RESOLUTIONS)}")
+        if self.span_resolution == "latest" and self.training_spans != 1:
+            _fail(
+                "data.training_spans",
+                self.training_spans,
+                "a window of several spans needs data.span_resolution: by_span (local runs; "
+                "Vertex AI compiles only TFX's own resolvers, which cannot find a run's own span reliably)",
+            )
         if self.span is not None:
             if not self.span_pattern:
                 _fail("data.span", self.span, "choosing a span needs data.span_pattern (e.g. span-{SPAN}/*.csv)")

@@ -16,12 +16,13 @@ from models.preprocessing import preprocessing_fn
 from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
-from pipeline.components.drift import (
+from pipeline.components.drift import DriftValidator
+from pipeline.components.spans import (
     CURRENT_KEY,
     EXAMPLES_KEY,
     HISTORY_KEY,
-    DriftValidator,
     PreviousSpanStrategy,
+    SpanWindowStrategy,
 )
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
@@ -130,6 +131,7 @@ def hparams(training: TrainingConfig) -> HParams:
 
 def _trainer(
     cfg: PipelineConfig,
+    examples: Any,
     transform: tfx.components.Transform,
     schema_importer: base_component.BaseComponent,
     fingerprint: dict[str, str],
@@ -142,7 +144,7 @@ def _trainer(
     }
     args = {
         "run_fn": function_path(run_fn),
-        "examples": transform.outputs["transformed_examples"],
+        "examples": examples,
         "transform_graph": transform.outputs["transform_graph"],
         "schema": schema_importer.outputs["schema"],
         "train_args": _train_args(cfg),
@@ -218,36 +220,43 @@ def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -
     return resolver.with_id("LatestBlessedModelResolver")
 
 
-def _drift_baseline_resolver(data: DataConfig, example_gen: base_component.BaseComponent) -> tfx.dsl.Resolver:
-    """The statistics this run's span is compared with (see components/drift.py).
+def _span_resolvers(
+    data: DataConfig, example_gen: base_component.BaseComponent
+) -> tuple[tfx.dsl.Resolver, tfx.dsl.Resolver | None]:
+    """The earlier span's statistics for drift, and the Trainer's window (see components/spans.py).
 
-    ``previous_span``: the newest span before this one. ``latest_statistics``:
-    TFX's stock LatestArtifactStrategy, resolved before this run's ExampleGen
-    starts, i.e. the previous run's statistics (the only one Vertex AI compiles).
+    ``by_span``: by span number. ``latest``: TFX's stock LatestArtifactStrategy
+    (what Vertex AI compiles), resolved before this run's ExampleGen starts:
+    the previous run's statistics, and no window (the run's span alone; the
+    Vertex compiler drops a resolver's upstream edges, so a window resolved
+    after ExampleGen could miss the run's own span).
     """
-    history = tfx.dsl.Channel(
+    statistics = tfx.dsl.Channel(
         type=tfx.types.standard_artifacts.ExampleStatistics,
         producer_component_id="StatisticsGen",
         output_key="statistics",
     )
-    if data.drift_baseline == "previous_span":
-        resolver = tfx.dsl.Resolver(
+    if data.span_resolution == "by_span":
+        # Every Examples: a producer id here would clash with ExampleGen's own
+        # channel in TFX's input graph; the strategies keep ExampleGen's.
+        every = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
+        current = example_gen.outputs["examples"]
+        previous = tfx.dsl.Resolver(
             strategy_class=PreviousSpanStrategy,
-            **{
-                CURRENT_KEY: example_gen.outputs["examples"],
-                # Every Examples (a producer id here would clash with the
-                # channel above in TFX's input graph); those StatisticsGen
-                # never read, e.g. Transform's, have no statistics and drop out.
-                EXAMPLES_KEY: tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples),
-                HISTORY_KEY: history,
-            },
+            **{CURRENT_KEY: current, EXAMPLES_KEY: every, HISTORY_KEY: statistics},
+        )
+        window = tfx.dsl.Resolver(
+            strategy_class=SpanWindowStrategy,
+            config={"num_spans": data.training_spans},
+            **{CURRENT_KEY: current, EXAMPLES_KEY: every},
         )
     else:
-        resolver = tfx.dsl.Resolver(
-            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy, **{HISTORY_KEY: history}
+        previous = tfx.dsl.Resolver(
+            strategy_class=tfx.dsl.experimental.LatestArtifactStrategy, **{HISTORY_KEY: statistics}
         )
-        example_gen.add_upstream_node(resolver)
-    return resolver.with_id("PreviousSpanStatistics")
+        example_gen.add_upstream_node(previous)
+        return previous.with_id("PreviousSpanStatistics"), None
+    return previous.with_id("PreviousSpanStatistics"), window.with_id("TrainingWindow")
 
 
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
@@ -262,7 +271,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],
     ).with_id("ExampleValidator")
-    previous_span = _drift_baseline_resolver(cfg.data, csv_example_gen)
+    previous_span, window = _span_resolvers(cfg.data, csv_example_gen)
     drift_validator = DriftValidator(
         statistics=statistics_gen.outputs["statistics"],
         baseline_statistics=previous_span.outputs[HISTORY_KEY],
@@ -275,15 +284,21 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         drift_anomalies=drift_validator.outputs["anomalies"],
         policy=cfg.validation.policy_json(),
     ).with_id("AnomaliesGate")
+    examples = window.outputs[EXAMPLES_KEY] if window else csv_example_gen.outputs["examples"]
+    # Transform analyses the window's train splits and writes only the graph:
+    # with several input artifacts TFX's Transform would materialise the first
+    # one's splits alone, so the Trainer reads the raw window and applies the graph.
     transform = tfx.components.Transform(
-        examples=csv_example_gen.outputs["examples"],
+        examples=examples,
         schema=schema_importer.outputs["schema"],
         preprocessing_fn=function_path(preprocessing_fn),
-        splits_config=tfx.proto.SplitsConfig(analyze=["train"], transform=["train", "eval"]),
+        splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
+        materialize=False,
+        disable_statistics=True,
         custom_config=fingerprint,
     ).with_id("Transform")
     transform.add_upstream_node(gate)
-    trainer = _trainer(cfg, transform, schema_importer, fingerprint)
+    trainer = _trainer(cfg, examples, transform, schema_importer, fingerprint)
     baseline = _baseline_resolver(cfg.eval, trainer)
     evaluator = tfx.components.Evaluator(
         examples=csv_example_gen.outputs["examples"],
@@ -304,6 +319,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
             previous_span,
             drift_validator,
             gate,
+            *([window] if window else []),
             transform,
             trainer,
             baseline,

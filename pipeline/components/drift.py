@@ -1,7 +1,7 @@
 """Drift between spans: TFX's DistributionValidator, fed the previous span's statistics.
 
-- :class:`PreviousSpanStrategy` resolves the statistics of the newest span
-  before the current one (the latest version of it), or nothing on the first span.
+- :class:`pipeline.components.spans.PreviousSpanStrategy` resolves the
+  statistics of the newest span before the current one, or nothing on the first span.
 - :class:`DriftValidator` is TFX's DistributionValidator with two changes: the
   baseline may be absent (the first span passes, and says so), and every
   distance is recorded, below threshold too, as the ``drift`` custom property of
@@ -25,72 +25,16 @@ from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import distribution_validator_pb2
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
-from tfx.dsl.components.common import resolver
 from tfx.types import standard_artifacts
-from tfx.utils import io_utils, json_utils, typing_utils
+from tfx.utils import io_utils, json_utils
 
-CURRENT_KEY = "current"
-EXAMPLES_KEY = "examples"
-HISTORY_KEY = "statistics"
+from pipeline.components.spans import EXAMPLES_KEY, span_of
+
 BASELINE_EXAMPLES_KEY = "baseline_examples"
 # The split pair compared: the train splits. Eval and test are 15% of a span
 # each, too few rows for thresholds chosen on whole spans.
 DRIFT_SPLIT = "train"
 DRIFT_PROPERTY = "drift"
-_SPAN = "span"
-
-
-def span_of(artifact: types.Artifact) -> int:
-    """An Examples artifact's span. CsvExampleGen records it as a custom property,
-    so ``artifact.span`` (and StatisticsGen's copy of it) reads 0."""
-    if artifact.has_custom_property(_SPAN):
-        return artifact.get_int_custom_property(_SPAN)
-    return artifact.span
-
-
-class PreviousSpanStrategy(resolver.ResolverStrategy):
-    """Resolve the newest span older than this run's, and the statistics made from it.
-
-    Inputs: ``current`` (this run's Examples), ``examples`` (every Examples
-    CsvExampleGen made) and ``statistics`` (every ExampleStatistics
-    StatisticsGen made). Outputs ``examples`` and ``statistics``: the latest
-    Examples of the greatest span below the current one and its statistics,
-    found by lineage; both empty on the first span.
-    """
-
-    def resolve_artifacts(
-        self, store: Any, input_dict: typing_utils.ArtifactMultiMap
-    ) -> Optional[typing_utils.ArtifactMultiMap]:
-        current = list(input_dict.get(CURRENT_KEY, []))
-        empty = {CURRENT_KEY: current, EXAMPLES_KEY: [], HISTORY_KEY: []}
-        if not current:
-            return empty
-        now = max(span_of(c) for c in current)
-        stats_by_examples = _statistics_by_examples(store, list(input_dict.get(HISTORY_KEY, [])))
-        older = [a for a in input_dict.get(EXAMPLES_KEY, []) if span_of(a) < now and a.id in stats_by_examples]
-        if not older:
-            return empty
-        previous = max(older, key=lambda a: (span_of(a), a.id))
-        return {CURRENT_KEY: current, EXAMPLES_KEY: [previous], HISTORY_KEY: [stats_by_examples[previous.id]]}
-
-
-def _statistics_by_examples(store: Any, statistics: list[types.Artifact]) -> dict[int, types.Artifact]:
-    """Examples artifact id -> the newest statistics computed from it (by MLMD lineage)."""
-    from ml_metadata.proto import metadata_store_pb2
-
-    by_id = {s.id: s for s in statistics}
-    made = {
-        e.execution_id: e.artifact_id
-        for e in store.get_events_by_artifact_ids(list(by_id))
-        if e.type == metadata_store_pb2.Event.OUTPUT
-    }
-    found: dict[int, types.Artifact] = {}
-    for event in store.get_events_by_execution_ids(list(made)):
-        if event.type == metadata_store_pb2.Event.INPUT:
-            stats = by_id[made[event.execution_id]]
-            if event.artifact_id not in found or found[event.artifact_id].id < stats.id:
-                found[event.artifact_id] = stats
-    return found
 
 
 def comparator_kind(comparator: schema_pb2.FeatureComparator) -> str:

@@ -20,6 +20,7 @@ EXPECTED_IDS = [
     "PreviousSpanStatistics",
     "DriftValidator",
     "AnomaliesGate",
+    "TrainingWindow",
     "Transform",
     "Trainer",
     "LatestBlessedModelResolver",
@@ -45,7 +46,7 @@ def test_every_component_is_there_with_its_id(components):
 def test_edges(components):
     assert _upstream(components["StatisticsGen"]) == {"CsvExampleGen"}
     assert _upstream(components["ExampleValidator"]) == {"StatisticsGen", "ImportSchemaGen"}
-    assert _upstream(components["Trainer"]) == {"Transform", "ImportSchemaGen"}
+    assert _upstream(components["Trainer"]) == {"TrainingWindow", "Transform", "ImportSchemaGen"}
     assert _upstream(components["Evaluator"]) == {"CsvExampleGen", "Trainer", "LatestBlessedModelResolver"}
     assert _upstream(components["Pusher"]) == {"Trainer", "Evaluator"}
 
@@ -53,7 +54,7 @@ def test_edges(components):
 def test_the_gate_sits_between_the_validators_and_transform(components):
     assert _upstream(components["AnomaliesGate"]) == {"ExampleValidator", "DriftValidator"}
     assert "AnomaliesGate" in _upstream(components["Transform"])
-    assert _upstream(components["Transform"]) == {"AnomaliesGate", "CsvExampleGen", "ImportSchemaGen"}
+    assert _upstream(components["Transform"]) == {"AnomaliesGate", "TrainingWindow", "ImportSchemaGen"}
 
 
 def test_drift_compares_this_spans_statistics_with_the_previous_spans(components):
@@ -88,11 +89,14 @@ def test_pusher_consumes_the_evaluators_blessing(components):
     assert pusher.inputs["model"] is components["Trainer"].outputs["model"]
 
 
-def test_transform_analyses_train_only(components):
+def test_transform_analyses_the_windows_train_splits_and_the_trainer_reads_the_window(components):
     splits = tfx.proto.SplitsConfig()
     proto_utils.json_to_proto(components["Transform"].exec_properties["splits_config"], splits)
     assert list(splits.analyze) == ["train"]
-    assert list(splits.transform) == ["train", "eval"]
+    assert list(splits.transform) == []
+    window = components["TrainingWindow"].outputs["examples"]
+    assert components["Transform"].inputs["examples"] is window
+    assert components["Trainer"].inputs["examples"] is window
 
 
 def test_baseline_is_the_latest_blessed_model(components):

@@ -1,0 +1,106 @@
+"""Spans: which span a run compares with, and which spans it trains on.
+
+CsvExampleGen records an Examples artifact's span as a custom property, so
+``artifact.span`` (and StatisticsGen's copy of it) reads 0: :func:`span_of`
+reads the custom property. Both strategies take every Examples artifact in the
+store and keep CsvExampleGen's (those with an input fingerprint).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from tfx import types
+from tfx.dsl.components.common import resolver
+from tfx.utils import typing_utils
+
+CURRENT_KEY = "current"
+EXAMPLES_KEY = "examples"
+HISTORY_KEY = "statistics"
+_SPAN = "span"
+_FINGERPRINT = "input_fingerprint"
+
+
+def _ingested(artifacts: Any) -> list[types.Artifact]:
+    """The Examples ExampleGen made (Transform's outputs are Examples too)."""
+    return [a for a in artifacts if a.has_custom_property(_FINGERPRINT)]
+
+
+def span_of(artifact: types.Artifact) -> int:
+    """An Examples artifact's span. CsvExampleGen records it as a custom property,
+    so ``artifact.span`` (and StatisticsGen's copy of it) reads 0."""
+    if artifact.has_custom_property(_SPAN):
+        return artifact.get_int_custom_property(_SPAN)
+    return artifact.span
+
+
+class PreviousSpanStrategy(resolver.ResolverStrategy):
+    """Resolve the newest span older than this run's, and the statistics made from it.
+
+    Inputs: ``current`` (this run's Examples), ``examples`` (every Examples
+    CsvExampleGen made) and ``statistics`` (every ExampleStatistics
+    StatisticsGen made). Outputs ``examples`` and ``statistics``: the latest
+    Examples of the greatest span below the current one and its statistics,
+    found by lineage; both empty on the first span.
+    """
+
+    def resolve_artifacts(
+        self, store: Any, input_dict: typing_utils.ArtifactMultiMap
+    ) -> Optional[typing_utils.ArtifactMultiMap]:
+        current = list(input_dict.get(CURRENT_KEY, []))
+        empty = {CURRENT_KEY: current, EXAMPLES_KEY: [], HISTORY_KEY: []}
+        if not current:
+            return empty
+        now = max(span_of(c) for c in current)
+        stats_by_examples = _statistics_by_examples(store, list(input_dict.get(HISTORY_KEY, [])))
+        older = [a for a in _ingested(input_dict.get(EXAMPLES_KEY, [])) if span_of(a) < now and a.id in stats_by_examples]
+        if not older:
+            return empty
+        previous = max(older, key=lambda a: (span_of(a), a.id))
+        return {CURRENT_KEY: current, EXAMPLES_KEY: [previous], HISTORY_KEY: [stats_by_examples[previous.id]]}
+
+
+def _statistics_by_examples(store: Any, statistics: list[types.Artifact]) -> dict[int, types.Artifact]:
+    """Examples artifact id -> the newest statistics computed from it (by MLMD lineage)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    by_id = {s.id: s for s in statistics}
+    made = {
+        e.execution_id: e.artifact_id
+        for e in store.get_events_by_artifact_ids(list(by_id))
+        if e.type == metadata_store_pb2.Event.OUTPUT
+    }
+    found: dict[int, types.Artifact] = {}
+    for event in store.get_events_by_execution_ids(list(made)):
+        if event.type == metadata_store_pb2.Event.INPUT:
+            stats = by_id[made[event.execution_id]]
+            if event.artifact_id not in found or found[event.artifact_id].id < stats.id:
+                found[event.artifact_id] = stats
+    return found
+
+
+class SpanWindowStrategy(resolver.ResolverStrategy):
+    """Resolve the last ``num_spans`` spans up to this run's: the Trainer's rolling window.
+
+    Inputs: ``current`` (this run's Examples) and ``examples`` (every Examples).
+    Output ``examples``: this run's artifact, plus the latest artifact of each of
+    the ``num_spans - 1`` greatest spans below it, oldest first.
+    """
+
+    def __init__(self, num_spans: int = 1) -> None:
+        self.num_spans = num_spans
+
+    def resolve_artifacts(
+        self, store: Any, input_dict: typing_utils.ArtifactMultiMap
+    ) -> Optional[typing_utils.ArtifactMultiMap]:
+        current = list(input_dict.get(CURRENT_KEY, []))
+        if not current:
+            return {CURRENT_KEY: [], EXAMPLES_KEY: []}
+        now = max(span_of(c) for c in current)
+        latest: dict[int, types.Artifact] = {}
+        for a in _ingested(input_dict.get(EXAMPLES_KEY, [])):
+            span = span_of(a)
+            if span < now and (span not in latest or latest[span].id < a.id):
+                latest[span] = a
+        earlier = [latest[s] for s in sorted(latest)[-(self.num_spans - 1) :]] if self.num_spans > 1 else []
+        return {CURRENT_KEY: current, EXAMPLES_KEY: earlier + current}
