@@ -60,6 +60,12 @@ def span_input(root: str, span_pattern: str, span: int | None) -> tuple[int, str
     if span is None:
         span = max(spans)
     if span not in spans:
+        directory = f"{root.rstrip('/')}/{span_pattern.replace('{SPAN}', str(span)).rsplit('/', 1)[0]}"
+        if "/" in span_pattern and tf.io.gfile.isdir(directory):
+            raise DataError(
+                f"span {span}'s directory {directory} has no files matching {span_pattern}: "
+                "put the span's CSV files there, or remove the directory"
+            )
         raise DataError(
             f"span {span} does not exist under {root} ({span_pattern}); spans found: "
             f"{', '.join(map(str, spans))}: pass --span with one of them, or omit it for the latest"

@@ -222,9 +222,41 @@ def _data_section(data: ReportData) -> str:
         out.append(_stats_table(data.statistics.get("train") or next(iter(data.statistics.values()))))
     anomalies = data.summary.anomalies if data.summary else []
     if anomalies:
-        out.append("<h3 class='bad'>Anomalies</h3><ul>" + "".join(f"<li>{_e(a)}</li>" for a in anomalies) + "</ul>")
+        out.append(
+            "<h3 class='bad'>Anomalies</h3><ul>"
+            + "".join(f"<li>{_e(a.source)}: {_e(a)}</li>" for a in anomalies)
+            + "</ul>"
+        )
     elif data.run.component("ExampleValidator"):
-        out.append("<p class='ok'>No anomalies against the curated schema.</p>")
+        out.append("<p class='ok'>No anomalies against the curated schema, and no drift beyond threshold.</p>")
+    out.append(_drift_section(data))
+    return "\n".join(out)
+
+
+def _drift_section(data: ReportData) -> str:
+    """This run's distance per feature, and every span's so far, from MLMD."""
+    from validation import charts as drift_charts
+    from validation.history import drift_history
+
+    drift = data.summary.drift if data.summary else None
+    if drift is None:
+        return ""
+    if drift.baseline_span is None:
+        return f"<h3>Drift</h3><p>Span {drift.span} is the first span: no earlier span's statistics to compare with.</p>"
+    rows = [
+        [_e(f), _e(d["comparator"]), _num(d["distance"]), _num(d["threshold"]),
+         "<span class='bad'>beyond threshold</span>" if d["distance"] > d["threshold"] else "ok"]
+        for f, d in sorted(drift.features.items())
+    ]
+    out = [
+        f"<h3>Drift: span {drift.span} against span {drift.baseline_span} (train splits)</h3>",
+        _table(["feature", "comparator", "distance", "threshold", "verdict"], rows, {2, 3}),
+        _figure(drift_charts.latest_drift_chart(drift), "Each feature's distance; the tick is its threshold."),
+    ]
+    history = drift_history(data.cfg.metadata_path, data.cfg.name)
+    over_time = drift_charts.drift_chart(history)
+    if over_time is not None and sum(r.baseline_span is not None for r in history) > 1:
+        out.append(_figure(over_time, "Every comparison so far, as a share of each feature's threshold."))
     return "\n".join(out)
 
 

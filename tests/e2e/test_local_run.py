@@ -21,7 +21,12 @@ def _versions(base: str) -> list[str]:
 
 def test_every_component_ran_and_every_artifact_exists(trained_run):
     summary = trained_run.summary
-    assert [c.status for c in summary.components if c.node_id != "LatestBlessedModelResolver"] == ["done"] * 9
+    resolvers = {"LatestBlessedModelResolver", "PreviousSpanStatistics", "TrainingWindow"}
+    assert {c.node_id: c.status for c in summary.components if c.node_id in resolvers} == dict.fromkeys(resolvers, "resolved")
+    assert [c.status for c in summary.components if c.node_id not in resolvers] == ["done"] * 10
+    # Flat data is one span (0): nothing earlier to compare with.
+    assert summary.span == 0
+    assert summary.drift is not None and summary.drift.baseline_span is None
     for node in summary.nodes.values():
         for key, uris in node.outputs.items():
             for uri in uris:
@@ -112,8 +117,10 @@ def test_a_second_run_is_fully_cached_and_pushes_nothing(trained_run):
     summary = run_local(trained_run.cfg)
     assert summary.ok, summary.error
     statuses = {c.node_id: c.status for c in summary.components}
-    assert statuses.pop("LatestBlessedModelResolver") == "resolved"
+    for resolver in ("LatestBlessedModelResolver", "PreviousSpanStatistics", "TrainingWindow"):
+        assert statuses.pop(resolver) == "resolved"
     assert set(statuses.values()) == {"cached"}, statuses
+    assert len(statuses) == 10
     assert summary.pushed_path is None
     assert "nothing new pushed" in summary.push_note
     assert _versions(trained_run.cfg.model_base_path) == before
@@ -164,4 +171,4 @@ def test_report_reads_the_latest_run_back_from_mlmd(trained_run):
     rows = trained_run.summary.evaluation.overall.example_count
     assert f"Overall (test split, {rows} rows): AUC {auc:.4f}" in result.output
     assert "Anomalies: none" in result.output
-    assert "Components: 0 run, 9 cached" in result.output
+    assert "Components: 0 run, 10 cached" in result.output

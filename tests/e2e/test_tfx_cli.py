@@ -44,9 +44,9 @@ def test_create_then_run(fixture_data_dir, tmp_path, engine, runner):
     ran = _tfx(["run", "create", "--engine", engine, "--pipeline_name", cfg.name], env)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     nodes = latest_run(cfg.metadata_path, cfg.name)
-    states = {n: r.state for n, r in nodes.items() if n != "LatestBlessedModelResolver"}
+    states = {n: r.state for n, r in nodes.items()}
     assert set(states.values()) == {"COMPLETE"}, states
-    assert len(states) == 9
+    assert len(states) == 13  # 10 components and 3 resolvers
     assert nodes["Evaluator"].output_property("blessing", "blessed") == 1
     [version] = os.listdir(cfg.model_base_path)
     assert (Path(cfg.model_base_path) / version / "saved_model.pb").is_file()
