@@ -24,6 +24,7 @@ class DataReview:
     nodes: dict[str, NodeResult]
     anomalies: list[Anomaly]
     drift: list[DriftRecord]
+    run_id: str = "latest"
 
     @property
     def span(self) -> int | None:
@@ -31,13 +32,20 @@ class DataReview:
         return gen.output_property("examples", "span") if gen and gen.outputs.get("examples") else None
 
 
-def load(output_dir: str | None = None, profile: str = "local") -> DataReview | None:
-    """The latest run's data review, or None (printing why) when there is no run."""
+def load(output_dir: str | None = None, profile: str = "local", run_id: str = "latest") -> DataReview | None:
+    """A run's data review (the latest by default), or None (printing why) when there is no run."""
     output_dir = output_dir or os.environ.get("TFXP_OUTPUT_DIR")
     cfg = load_config(profile, {"output_dir": os.path.abspath(output_dir)} if output_dir else {})
-    nodes = latest_run(cfg.metadata_path, cfg.name) if os.path.exists(cfg.metadata_path) else {}
+    nodes = {}
+    if os.path.exists(cfg.metadata_path):
+        if run_id == "latest":
+            from review.runs import list_runs
+
+            newest = list_runs(cfg.metadata_path, cfg.name, 1)
+            run_id = newest[0].run_id if newest else run_id
+        nodes = latest_run(cfg.metadata_path, cfg.name, None if run_id == "latest" else run_id)
     if not nodes:
-        print(f"Nothing to review: no runs of {cfg.name} recorded in {cfg.metadata_path}.")
+        print(f"Nothing to review: no run {run_id!r} of {cfg.name} recorded in {cfg.metadata_path}.")
         print("Run `make demo` (or `tfxp run`) first, then run this notebook again.")
         return None
     found: list[Anomaly] = []
@@ -50,7 +58,7 @@ def load(output_dir: str | None = None, profile: str = "local") -> DataReview | 
             artifact.uri = node.output_uri("anomalies")
             artifact.split_names = node.output_property("anomalies", "split_names") or ""
             found += read_anomalies(artifact, source)
-    return DataReview(cfg, nodes, found, drift_history(cfg.metadata_path, cfg.name))
+    return DataReview(cfg, nodes, found, drift_history(cfg.metadata_path, cfg.name), run_id)
 
 
 def statistics(review: DataReview | None) -> Any:
@@ -69,13 +77,13 @@ def statistics(review: DataReview | None) -> Any:
     for split in artifact_utils.decode_split_names(artifact.split_names):
         stats = statistics_pb2.DatasetFeatureStatisticsList()
         path = os.path.join(artifact_utils.get_split_uri([artifact], split), "FeatureStats.pb")
-        stats.datasets.add().ParseFromString(io_utils.read_bytes_file(path))
+        stats.ParseFromString(io_utils.read_bytes_file(path))
         out[split] = stats
     return out
 
 
 def statistics_table(review: DataReview | None, split: str = "train") -> Any:
-    """One row per feature of ``split``: type, rows, missing share, and numbers or top value."""
+    """One row per feature of ``split``: type, rows, missing share, and numbers or top value (a styled table)."""
     import pandas as pd
 
     stats = (statistics(review) or {}).get(split)
@@ -99,7 +107,9 @@ def statistics_table(review: DataReview | None, split: str = "train") -> Any:
             s = f.string_stats
             row.update({"unique": s.unique, "top": s.top_values[0].value if s.top_values else ""})
         rows.append(row)
-    return pd.DataFrame(rows).set_index("feature")
+    table = pd.DataFrame(rows).set_index("feature")
+    numbers = [c for c in table.columns if c not in ("type", "top")]
+    return table.style.format("{:.4g}", subset=numbers, na_rep="-").format(na_rep="-", subset=["type", "top"])
 
 
 def anomalies_table(review: DataReview | None) -> Any:
@@ -127,6 +137,8 @@ def show_drift(review: DataReview | None) -> None:
     if not compared:
         print("No drift to plot: the runs so far compared no span with an earlier one.")
         return
-    for fig in (charts.drift_chart(review.drift), charts.latest_drift_chart(compared[-1])):
+    # This run's own comparison, if it made one; else the newest.
+    own = next((r for r in compared if r.span == review.span), compared[-1])
+    for fig in (charts.drift_chart(review.drift), charts.latest_drift_chart(own)):
         if fig is not None:
             display(fig)

@@ -91,6 +91,9 @@ def history(spans, tmp_path_factory):
     results["injected"] = _run(data, out, 4)
     results["served_after_injected"] = _tree(out / "serving_model")
     results["again"] = _run(data, out, 3)
+    from review.runs import list_runs
+
+    results["again_id"] = list_runs(str(out / "metadata.sqlite"), "taxi-pipeline", 1)[0].run_id
     return {"out": out, "inputs": inputs, "served": served, "served_clean": served_clean,
             "inputs_after": _tree(data), **results}
 
@@ -177,7 +180,7 @@ def _bad_span(spans, number: int, kind: str) -> Path:
     data, header, rows = spans
     directory = data / f"span-{number}"
     directory.mkdir()
-    rows = rows[:800]
+    rows = [list(r) for r in rows[:800]]
     if kind == "different_headers":
         write_csv(directory / "a.csv", header, rows[:400])
         write_csv(directory / "b.csv", header[::-1], [r[::-1] for r in rows[400:]])
@@ -237,7 +240,7 @@ def test_bad_spans_fail_clearly_and_lose_nothing(history, spans, tmp_path, numbe
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "data_validation.ipynb"
 
 
-def _execute(output_dir: Path, workdir: Path):
+def _execute(output_dir: Path, workdir: Path, run_id: str):
     import nbclient
     import nbformat
 
@@ -246,6 +249,7 @@ def _execute(output_dir: Path, workdir: Path):
     assert "OUTPUT_DIR = None" in parameters.source and 'PROFILE = "local"' in parameters.source
     parameters.source = parameters.source.replace("OUTPUT_DIR = None", f"OUTPUT_DIR = {str(output_dir)!r}")
     parameters.source = parameters.source.replace('PROFILE = "local"', 'PROFILE = "spans"')
+    parameters.source = parameters.source.replace('RUN_ID = "latest"', f"RUN_ID = {run_id!r}")
     nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
     return nb
 
@@ -262,10 +266,10 @@ def test_the_data_notebook_shows_statistics_anomalies_and_drift_over_spans(histo
 
     from tests.review.browser import ink, screenshot
 
-    nb = _execute(history["out"], tmp_path)
+    nb = _execute(history["out"], tmp_path, history["again_id"])
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    # The latest run is the cached re-run of span 3 (the clean one).
-    assert "Reviewing the latest run of taxi-pipeline" in text and "span 3" in text
+    # The cached re-run of span 3 (the clean one).
+    assert f"Reviewing run {history['again_id']} of taxi-pipeline" in text and "span 3" in text
     assert "No anomalies." in text
     tables = [o["data"]["text/html"] for o in _outputs(nb, "text/html")]
     assert any("trip_miles" in t and "missing %" in t for t in tables)  # statistics
@@ -283,13 +287,15 @@ def test_the_data_notebook_shows_statistics_anomalies_and_drift_over_spans(histo
     page.write_text(html)
     shots = Path(__file__).resolve().parents[2] / "outputs" / "screenshots"
     shots.mkdir(parents=True, exist_ok=True)
-    image, _ = screenshot(page.as_uri(), shots / "data-validation.png", width=1200, height=4200)
+    image, _ = screenshot(page.as_uri(), shots / "data-validation.png", width=1200, height=3300)
     assert ink(image) > 0.05
 
 
 def test_the_report_shows_this_runs_drift_and_every_span_so_far(history, tmp_path):
     result = CliRunner().invoke(
-        app, ["report", "--profile", "spans", "--output", str(history["out"]), "--out", str(tmp_path / "r.html")]
+        app,
+        ["report", "--profile", "spans", "--output", str(history["out"]), "--run", history["again_id"],
+         "--out", str(tmp_path / "r.html")],
     )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()
