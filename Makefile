@@ -28,7 +28,7 @@ echo "Install one (pyenv install 3.10, or your OS's python3.10), or run: make PY
 exit 1
 endef
 
-.PHONY: demo test bench bench-serving notebook setup clean
+.PHONY: demo demo-spans test bench bench-serving notebook setup clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,16 @@ demo: $(STAMP)
 	$(BIN)/tfxp report --out outputs/report.html
 	$(BIN)/python -m serving.demo
 
+# Data over time: data/data.csv cut into yearly spans; span 1 (2013), then span 2
+# (2014), which the drift gate stops (the card share rose); then span 2 again
+# in warn mode, trained on both spans. Outputs under outputs/spans/.
+demo-spans: $(STAMP)
+	@[ -d data/spans ] || $(BIN)/tfxp data spans data/data.csv --by year --out data/spans
+	$(BIN)/tfxp run --profile spans --span 1
+	@$(BIN)/tfxp run --profile spans --span 2 || echo "(expected: the drift gate stopped span 2; now in warn mode)"
+	$(BIN)/tfxp run --profile spans --span 2 --gate-policy warn
+	$(BIN)/tfxp report --profile spans --out outputs/spans/report.html
+
 test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -60,7 +70,7 @@ notebook: $(STAMP)
 	$(BIN)/python -m review.notebook_server --port $(NOTEBOOK_PORT) $(if $(NOTEBOOK_TOKEN),--token $(NOTEBOOK_TOKEN))
 
 clean:
-	rm -rf outputs .pytest_cache
+	rm -rf outputs .pytest_cache data/spans
 
 # Benchmarks write JSON under outputs/bench/ (not timed tests: this machine is noisy).
 bench: $(STAMP)

@@ -35,13 +35,14 @@ def span_of(artifact: types.Artifact) -> int:
 
 
 class PreviousSpanStrategy(resolver.ResolverStrategy):
-    """Resolve the newest span older than this run's, and the statistics made from it.
+    """Resolve the newest span older than this run's that passed the gate, and its statistics.
 
     Inputs: ``current`` (this run's Examples), ``examples`` (every Examples
     CsvExampleGen made) and ``statistics`` (every ExampleStatistics
     StatisticsGen made). Outputs ``examples`` and ``statistics``: the latest
-    Examples of the greatest span below the current one and its statistics,
-    found by lineage; both empty on the first span.
+    Examples of the greatest span below the current one that a Transform read
+    (it passed the gate) and its statistics, found by lineage; both empty on
+    the first span.
     """
 
     def resolve_artifacts(
@@ -53,11 +54,29 @@ class PreviousSpanStrategy(resolver.ResolverStrategy):
             return empty
         now = max(span_of(c) for c in current)
         stats_by_examples = _statistics_by_examples(store, list(input_dict.get(HISTORY_KEY, [])))
-        older = [a for a in _ingested(input_dict.get(EXAMPLES_KEY, [])) if span_of(a) < now and a.id in stats_by_examples]
+        passed = _passed_the_gate(store, list(stats_by_examples))
+        older = [
+            a for a in _ingested(input_dict.get(EXAMPLES_KEY, []))
+            if span_of(a) < now and a.id in stats_by_examples and a.id in passed
+        ]
         if not older:
             return empty
         previous = max(older, key=lambda a: (span_of(a), a.id))
         return {CURRENT_KEY: current, EXAMPLES_KEY: [previous], HISTORY_KEY: [stats_by_examples[previous.id]]}
+
+
+def _passed_the_gate(store: Any, examples_ids: list[int]) -> set[int]:
+    """The Examples a Transform read: their span passed the data gate (a span the gate
+    stopped is no baseline: the span after it is compared with the last good one)."""
+    from ml_metadata.proto import metadata_store_pb2
+
+    reads = [e for e in store.get_events_by_artifact_ids(examples_ids) if e.type == metadata_store_pb2.Event.INPUT]
+    ok = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
+    executions = {
+        e.id for e in store.get_executions_by_id(list({r.execution_id for r in reads}))
+        if e.type.endswith(".Transform") and e.last_known_state in ok
+    }
+    return {r.artifact_id for r in reads if r.execution_id in executions}
 
 
 def _statistics_by_examples(store: Any, statistics: list[types.Artifact]) -> dict[int, types.Artifact]:

@@ -211,9 +211,9 @@ def _bad_span(spans, number: int, kind: str) -> Path:
         (13, "long_line", "data.csv line 7: field larger than field limit"),
         (14, "empty_dir", "span 14's directory"),
         (99, "missing", "span 99 does not exist under"),
-        (15, "all_null", "trip_seconds"),
-        (16, "out_of_range", "trip_start_hour"),
-        (17, "unseen_category", "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES"),
+        (15, "all_null", "fail schema: [train] trip_seconds: FEATURE_TYPE_NOT_PRESENT"),
+        (16, "out_of_range", "fail schema: [train] trip_start_hour: INT_TYPE_BIG_INT: Unexpectedly large value: 30"),
+        (17, "unseen_category", "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES: Examples contain values missing from the schema: Bitcoin"),
     ],
 )
 def test_bad_spans_fail_clearly_and_lose_nothing(history, spans, tmp_path, number, kind, message):
@@ -229,6 +229,9 @@ def test_bad_spans_fail_clearly_and_lose_nothing(history, spans, tmp_path, numbe
     assert "Traceback" not in result.output
     assert _tree(data) == before
     assert _tree(history["out"] / "serving_model") == served
+    if kind in ("all_null", "out_of_range", "unseen_category"):
+        # A span the gate stopped is no baseline: each is compared with span 3, the last good one.
+        assert f"Drift: span {number} against span 3" in text
     if kind != "missing":
         for path in (data / f"span-{number}").iterdir():
             path.unlink()
