@@ -24,7 +24,10 @@ def drift_frame(records: list[DriftRecord]) -> Any:
     if not compared:
         return pd.DataFrame()
     table = pd.DataFrame(
-        {f"span {r.span} vs {r.baseline_span}": {f: d["distance"] for f, d in r.features.items()} for r in compared}
+        {
+            f"span {r.span} vs {r.baseline_span}": {f: d["distance"] for f, d in r.features.items()}
+            for r in compared
+        }
     )
     thresholds = {f: d["threshold"] for r in compared for f, d in r.features.items()}
     table.insert(0, "threshold", pd.Series(thresholds))
@@ -42,8 +45,14 @@ def drift_chart(records: list[DriftRecord]) -> Any:
     for feature, values in ratios.iterrows():
         line = ax.plot(spans, values.values, marker="o", label=feature)
         if (values > 1).any():
-            ax.annotate(feature, (len(spans) - 1, values.values[-1]), textcoords="offset points", xytext=(6, 0),
-                        color=line[0].get_color(), fontsize=9)
+            ax.annotate(
+                feature,
+                (len(spans) - 1, values.values[-1]),
+                textcoords="offset points",
+                xytext=(6, 0),
+                color=line[0].get_color(),
+                fontsize=9,
+            )
     ax.axhline(1.0, color="crimson", linestyle="--", linewidth=1)
     ax.text(0.01, 1.02, "threshold", color="crimson", fontsize=9, transform=ax.get_yaxis_transform())
     ax.set_ylabel("distance / threshold")

@@ -34,7 +34,9 @@ SchemaOpt = typer.Option(None, "--schema", help="Schema with the comparators (de
 @app.command("spans")
 def spans(
     source: Path = typer.Argument(Path("data"), help="A CSV file or a directory of CSV files."),
-    out: Path = typer.Option(..., "--out", help="Directory to write span-1/, span-2/... into (new or empty)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory to write span-1/, span-2/... into (new or empty)."
+    ),
     by: str = typer.Option("year", "--by", help="year, quarter or month."),
     column: str = typer.Option("trip_start_timestamp", "--column", help="The Unix-time column to cut on."),
 ) -> None:
@@ -59,20 +61,26 @@ def spans(
     )
 
 
-def print_distances(rows: "list[Distance]", title: str) -> None:
+def print_distances(rows: list[Distance], title: str) -> None:
     console.print(title)
     console.print(f"  {'feature':<26} {'comparator':<10} {'distance':>9} {'threshold':>9}  verdict")
     for d in rows:
         verdict = "[red]DRIFT[/]" if d.exceeded else "[green]ok[/]"
-        console.print(f"  {d.feature:<26} {d.comparator:<10} {d.distance:>9.4f} {d.threshold:>9.4f}  {verdict}")
+        console.print(
+            f"  {d.feature:<26} {d.comparator:<10} {d.distance:>9.4f} {d.threshold:>9.4f}  {verdict}"
+        )
 
 
 @app.command("drift")
 def drift(
-    baseline: Path = typer.Argument(..., help="The earlier data: CSV file or directory, or a span directory."),
+    baseline: Path = typer.Argument(
+        ..., help="The earlier data: CSV file or directory, or a span directory."
+    ),
     current: Path = typer.Argument(..., help="The later data, compared with the baseline."),
     schema: Optional[Path] = SchemaOpt,
-    skew: bool = typer.Option(False, "--skew", help="Use the skew comparators (baseline = training, current = serving)."),
+    skew: bool = typer.Option(
+        False, "--skew", help="Use the skew comparators (baseline = training, current = serving)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Per-feature distances between two datasets, with the schema's thresholds; exit 1 if any is exceeded."""
@@ -82,15 +90,28 @@ def drift(
     from pipeline.data_check import DataError
     from validation.drift import compare, read_schema
     from validation.stats import statistics
+
     try:
         parsed = read_schema(_schema_file(schema))
-        rows = compare(statistics(baseline.resolve()), statistics(current.resolve()), parsed, "skew" if skew else "drift")
+        rows = compare(
+            statistics(baseline.resolve()), statistics(current.resolve()), parsed, "skew" if skew else "drift"
+        )
     except DataError as exc:
         _fail(str(exc))
     exceeded = [d for d in rows if d.exceeded]
     if as_json:
-        print(json.dumps({"baseline": str(baseline), "current": str(current), "kind": "skew" if skew else "drift",
-                          "features": [d.to_dict() for d in rows], "exceeded": [d.feature for d in exceeded]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "baseline": str(baseline),
+                    "current": str(current),
+                    "kind": "skew" if skew else "drift",
+                    "features": [d.to_dict() for d in rows],
+                    "exceeded": [d.feature for d in exceeded],
+                },
+                indent=2,
+            )
+        )
     else:
         print_distances(rows, f"{'Skew' if skew else 'Drift'} from {baseline} to {current}:")
         console.print(
@@ -102,7 +123,9 @@ def drift(
 
 def schema_diff(
     proposed: Path = typer.Argument(..., help="The proposed schema (e.g. from `tfxp schema infer`)."),
-    curated: Optional[Path] = typer.Argument(None, help="The schema to compare with (default: schema/schema.pbtxt)."),
+    curated: Optional[Path] = typer.Argument(
+        None, help="The schema to compare with (default: schema/schema.pbtxt)."
+    ),
 ) -> None:
     """The differences between two schemas, one line each; exit 1 if there are any."""
     from pipeline.data_check import DataError
@@ -123,7 +146,9 @@ def schema_diff(
 
 
 def schema_validate(
-    path: Path = typer.Argument(..., help="A CSV file, a directory of CSV files, or TFRecord tf.Examples (a request log)."),
+    path: Path = typer.Argument(
+        ..., help="A CSV file, a directory of CSV files, or TFRecord tf.Examples (a request log)."
+    ),
     environment: Optional[str] = typer.Option(
         None, "--environment", help="TRAINING or SERVING (serving data has no label columns)."
     ),
@@ -135,24 +160,38 @@ def schema_validate(
 
     _quiet_environment()
     from pipeline.data_check import DataError
-    from validation.drift import validate, read_schema
+    from validation.drift import read_schema, validate
     from validation.stats import statistics
+
     try:
         parsed = read_schema(_schema_file(schema))
         found = validate(statistics(path.resolve()), parsed, environment)
     except DataError as exc:
         _fail(str(exc))
     if as_json:
-        print(json.dumps({"path": str(path), "environment": environment,
-                          "anomalies": [{"feature": a.feature, "kind": a.kind, "description": a.description}
-                                        for a in found]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "path": str(path),
+                    "environment": environment,
+                    "anomalies": [
+                        {"feature": a.feature, "kind": a.kind, "description": a.description} for a in found
+                    ],
+                },
+                indent=2,
+            )
+        )
     elif found:
-        console.print(f"{len(found)} anomal{'y' if len(found) == 1 else 'ies'} in {path} against {_schema_file(schema)}"
-                      f"{f' ({environment})' if environment else ''}:")
+        console.print(
+            f"{len(found)} anomal{'y' if len(found) == 1 else 'ies'} in {path} against {_schema_file(schema)}"
+            f"{f' ({environment})' if environment else ''}:"
+        )
         for a in found:
             console.print(f"  - {escape(a.feature)}: {escape(a.kind)}: {escape(a.description)}")
     else:
-        console.print(f"No anomalies: {path} matches {_schema_file(schema)}{f' ({environment})' if environment else ''}.")
+        console.print(
+            f"No anomalies: {path} matches {_schema_file(schema)}{f' ({environment})' if environment else ''}."
+        )
     raise typer.Exit(1 if found else 0)
 
 

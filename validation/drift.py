@@ -39,7 +39,9 @@ def read_schema(path: str | Path) -> schema_pb2.Schema:
     try:
         return SchemaReader().read(str(path))
     except Exception as exc:  # noqa: BLE001 - a parse error or a missing file, told as one line
-        raise DataError(f"cannot read the schema {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from None
+        raise DataError(
+            f"cannot read the schema {path}: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        ) from None
 
 
 def compare(

@@ -65,9 +65,9 @@ def statistics(review: DataReview | None) -> Any:
     """The latest run's statistics (a DatasetFeatureStatisticsList per split), or None."""
     if review is None or "StatisticsGen" not in review.nodes:
         return None
+    from tensorflow_metadata.proto.v0 import statistics_pb2
     from tfx.types import artifact_utils, standard_artifacts
     from tfx.utils import io_utils
-    from tensorflow_metadata.proto.v0 import statistics_pb2
 
     node = review.nodes["StatisticsGen"]
     artifact = standard_artifacts.ExampleStatistics()
@@ -102,7 +102,15 @@ def statistics_table(review: DataReview | None, split: str = "train") -> Any:
         }
         if kind == "num_stats":
             s = f.num_stats
-            row.update({"mean": round(s.mean, 3), "std": round(s.std_dev, 3), "min": s.min, "max": s.max, "zeros %": round(100 * s.num_zeros / max(1, common.num_non_missing), 1)})
+            row.update(
+                {
+                    "mean": round(s.mean, 3),
+                    "std": round(s.std_dev, 3),
+                    "min": s.min,
+                    "max": s.max,
+                    "zeros %": round(100 * s.num_zeros / max(1, common.num_non_missing), 1),
+                }
+            )
         else:
             s = f.string_stats
             row.update({"unique": s.unique, "top": s.top_values[0].value if s.top_values else ""})

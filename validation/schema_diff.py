@@ -26,7 +26,10 @@ def _flatten(msg: message.Message, prefix: str = "") -> dict[str, Any]:
                 out.update(flat or {key: "{}"})
         elif field.type == field.TYPE_ENUM:
             enum = field.enum_type
-            names = [enum.values_by_number[v].name for v in (value if field.label == field.LABEL_REPEATED else [value])]
+            names = [
+                enum.values_by_number[v].name
+                for v in (value if field.label == field.LABEL_REPEATED else [value])
+            ]
             out[key] = names if field.label == field.LABEL_REPEATED else names[0]
         else:
             out[key] = list(value) if field.label == field.LABEL_REPEATED else value
@@ -69,7 +72,9 @@ def diff_schemas(curated: schema_pb2.Schema, proposed: schema_pb2.Schema) -> lis
                 before, after = list(a.get(key) or []), list(b.get(key) or [])
                 dropped = [v for v in before if v not in after]
                 added = [v for v in after if v not in before]
-                parts = ([f"drops {_show(dropped)}"] if dropped else []) + ([f"adds {_show(added)}"] if added else [])
+                parts = ([f"drops {_show(dropped)}"] if dropped else []) + (
+                    [f"adds {_show(added)}"] if added else []
+                )
                 lines.append(f"~ feature {name}: {key} {'; '.join(parts) or 'reordered'}")
             elif key not in a:
                 lines.append(f"~ feature {name}: {key} set to {_show(b[key])} (was unset)")

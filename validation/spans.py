@@ -80,7 +80,12 @@ def cut_spans(source: Path, out: Path, by: str = "year", column: str = "trip_sta
             writer.writerow(report.columns)
             writer.writerows(groups[period])
         spans.append(Span(number, period, len(groups[period]), directory))
-    manifest = {"by": by, "column": column, "source": str(source), "spans": {s.number: s.period for s in spans}}
+    manifest = {
+        "by": by,
+        "column": column,
+        "source": str(source),
+        "spans": {s.number: s.period for s in spans},
+    }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return spans
 

@@ -33,7 +33,9 @@ def statistics(path: Path, required: tuple[str, ...] = ()) -> statistics_pb2.Dat
     Raises DataError, naming the path, when it holds neither.
     """
     if not path.exists():
-        raise DataError(f"{path} does not exist: give a CSV file, a directory of CSV files, or a TFRecord file")
+        raise DataError(
+            f"{path} does not exist: give a CSV file, a directory of CSV files, or a TFRecord file"
+        )
     if is_tfrecord(path):
         return _tfrecord_statistics(path)
     root, pattern = (path.parent, path.name) if path.is_file() else (path, CSV_PATTERN)
@@ -63,7 +65,9 @@ def _tfrecord_statistics(path: Path) -> statistics_pb2.DatasetFeatureStatisticsL
     location = str(path) if path.is_file() else f"{path}/*"
     stats = tfdv.generate_statistics_from_tfrecord(data_location=location)
     for dataset in stats.datasets:
-        keep = [f for f in dataset.features if not f.path.step or not f.path.step[0].startswith(SERVER_PREFIXES)]
+        keep = [
+            f for f in dataset.features if not f.path.step or not f.path.step[0].startswith(SERVER_PREFIXES)
+        ]
         del dataset.features[:]
         dataset.features.extend(keep)
     return stats

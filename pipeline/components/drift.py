@@ -23,9 +23,8 @@ from tfx import types
 from tfx.components.distribution_validator import executor as dv_executor
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import distribution_validator_pb2
-from tfx.types import artifact_utils, standard_component_specs
+from tfx.types import artifact_utils, standard_artifacts, standard_component_specs
 from tfx.types.component_spec import ChannelParameter
-from tfx.types import standard_artifacts
 from tfx.utils import io_utils, json_utils
 
 from pipeline.components.spans import EXAMPLES_KEY, span_of
@@ -79,8 +78,12 @@ def distances(anomalies: anomalies_pb2.Anomalies) -> dict[str, dict[str, Any]]:
 class DriftValidatorExecutor(dv_executor.Executor):
     """DistributionValidator's executor, then every distance onto the artifact."""
 
-    def Do(self, input_dict: dict[str, list[types.Artifact]], output_dict: dict[str, list[types.Artifact]],
-           exec_properties: dict[str, Any]) -> Any:
+    def Do(
+        self,
+        input_dict: dict[str, list[types.Artifact]],
+        output_dict: dict[str, list[types.Artifact]],
+        exec_properties: dict[str, Any],
+    ) -> Any:
         schema_uri = artifact_utils.get_single_uri(input_dict[standard_component_specs.SCHEMA_KEY])
         schema = io_utils.SchemaReader().read(io_utils.get_only_uri_in_dir(schema_uri))
         exec_properties = {
@@ -96,14 +99,14 @@ class DriftValidatorExecutor(dv_executor.Executor):
         baseline_examples = input_dict.get(BASELINE_EXAMPLES_KEY) or []
         record: dict[str, Any] = {
             "span": span_of(examples[0]) if examples else current.span,
-            "baseline_span": (span_of(baseline_examples[0]) if baseline_examples else 0) if baseline else None,
+            "baseline_span": (span_of(baseline_examples[0]) if baseline_examples else 0)
+            if baseline
+            else None,
             "split": split,
             "features": {},
         }
         if baseline:
-            path = os.path.join(
-                artifact.uri, f"SplitPair-{split}_{split}", dv_executor.DEFAULT_FILE_NAME
-            )
+            path = os.path.join(artifact.uri, f"SplitPair-{split}_{split}", dv_executor.DEFAULT_FILE_NAME)
             anomalies = anomalies_pb2.Anomalies()
             anomalies.ParseFromString(io_utils.read_bytes_file(path))
             record["features"] = distances(anomalies)

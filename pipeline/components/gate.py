@@ -15,7 +15,7 @@ default. Warned findings let the run go on; the summary lists them all.
 import dataclasses
 import json
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2
 from tfx import v1 as tfx

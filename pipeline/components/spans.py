@@ -56,7 +56,8 @@ class PreviousSpanStrategy(resolver.ResolverStrategy):
         stats_by_examples = _statistics_by_examples(store, list(input_dict.get(HISTORY_KEY, [])))
         passed = _passed_the_gate(store, list(stats_by_examples))
         older = [
-            a for a in _ingested(input_dict.get(EXAMPLES_KEY, []))
+            a
+            for a in _ingested(input_dict.get(EXAMPLES_KEY, []))
             if span_of(a) < now and a.id in stats_by_examples and a.id in passed
         ]
         if not older:
@@ -70,10 +71,13 @@ def _passed_the_gate(store: Any, examples_ids: list[int]) -> set[int]:
     stopped is no baseline: the span after it is compared with the last good one)."""
     from ml_metadata.proto import metadata_store_pb2
 
-    reads = [e for e in store.get_events_by_artifact_ids(examples_ids) if e.type == metadata_store_pb2.Event.INPUT]
+    reads = [
+        e for e in store.get_events_by_artifact_ids(examples_ids) if e.type == metadata_store_pb2.Event.INPUT
+    ]
     ok = (metadata_store_pb2.Execution.COMPLETE, metadata_store_pb2.Execution.CACHED)
     executions = {
-        e.id for e in store.get_executions_by_id(list({r.execution_id for r in reads}))
+        e.id
+        for e in store.get_executions_by_id(list({r.execution_id for r in reads}))
         if e.type.endswith(".Transform") and e.last_known_state in ok
     }
     return {r.artifact_id for r in reads if r.execution_id in executions}

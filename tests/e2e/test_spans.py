@@ -8,7 +8,6 @@ distance, and lose nothing: the input files, the served model and the cache.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from pathlib import Path
@@ -60,13 +59,25 @@ def spans(tmp_path_factory):
     write_csv(data / "span-3" / "data.csv", header, y2014[1::2])
     # Fares tripled, and a third of the cash rides paid by card.
     shifted = _with(y2014[1::2], header, "fare", lambda n, v: f"{float(v) * 3:.2f}" if v else v)
-    shifted = _with(shifted, header, "payment_type", lambda n, v: "Credit Card" if v == "Cash" and n % 3 == 0 else v)
+    shifted = _with(
+        shifted, header, "payment_type", lambda n, v: "Credit Card" if v == "Cash" and n % 3 == 0 else v
+    )
     write_csv(data / "span-4" / "data.csv", header, shifted)
     return data, header, y2014[1::2]
 
 
 def _run(spans_dir: Path, out: Path, span: int | str, *extra: str):
-    args = ["run", "--profile", "spans", "--data", str(spans_dir), "--output", str(out), "--train-steps", STEPS]
+    args = [
+        "run",
+        "--profile",
+        "spans",
+        "--data",
+        str(spans_dir),
+        "--output",
+        str(out),
+        "--train-steps",
+        STEPS,
+    ]
     return CliRunner().invoke(app, [*args, "--span", str(span), *extra])
 
 
@@ -94,8 +105,14 @@ def history(spans, tmp_path_factory):
     from review.runs import list_runs
 
     results["again_id"] = list_runs(str(out / "metadata.sqlite"), "taxi-pipeline", 1)[0].run_id
-    return {"out": out, "inputs": inputs, "served": served, "served_clean": served_clean,
-            "inputs_after": _tree(data), **results}
+    return {
+        "out": out,
+        "inputs": inputs,
+        "served": served,
+        "served_clean": served_clean,
+        "inputs_after": _tree(data),
+        **results,
+    }
 
 
 def test_the_first_span_runs_and_says_it_has_no_baseline(history):
@@ -197,9 +214,17 @@ def _bad_span(spans, number: int, kind: str) -> Path:
     elif kind == "all_null":
         write_csv(directory / "data.csv", header, _with(rows, header, "trip_seconds", lambda n, v: ""))
     elif kind == "out_of_range":
-        write_csv(directory / "data.csv", header, _with(rows, header, "trip_start_hour", lambda n, v: "30" if n % 2 else v))
+        write_csv(
+            directory / "data.csv",
+            header,
+            _with(rows, header, "trip_start_hour", lambda n, v: "30" if n % 2 else v),
+        )
     elif kind == "unseen_category":
-        write_csv(directory / "data.csv", header, _with(rows, header, "payment_type", lambda n, v: "Bitcoin" if n % 5 < 2 else v))
+        write_csv(
+            directory / "data.csv",
+            header,
+            _with(rows, header, "payment_type", lambda n, v: "Bitcoin" if n % 5 < 2 else v),
+        )
     return directory
 
 
@@ -212,8 +237,16 @@ def _bad_span(spans, number: int, kind: str) -> Path:
         (14, "empty_dir", "span 14's directory"),
         (99, "missing", "span 99 does not exist under"),
         (15, "all_null", "fail schema: [train] trip_seconds: FEATURE_TYPE_NOT_PRESENT"),
-        (16, "out_of_range", "fail schema: [train] trip_start_hour: INT_TYPE_BIG_INT: Unexpectedly large value: 30"),
-        (17, "unseen_category", "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES: Examples contain values missing from the schema: Bitcoin"),
+        (
+            16,
+            "out_of_range",
+            "fail schema: [train] trip_start_hour: INT_TYPE_BIG_INT: Unexpectedly large value: 30",
+        ),
+        (
+            17,
+            "unseen_category",
+            "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES: Examples contain values missing from the schema: Bitcoin",
+        ),
     ],
 )
 def test_bad_spans_fail_clearly_and_lose_nothing(history, spans, tmp_path, number, kind, message):
@@ -253,7 +286,9 @@ def _execute(output_dir: Path, workdir: Path, run_id: str):
     parameters.source = parameters.source.replace("OUTPUT_DIR = None", f"OUTPUT_DIR = {str(output_dir)!r}")
     parameters.source = parameters.source.replace('PROFILE = "local"', 'PROFILE = "spans"')
     parameters.source = parameters.source.replace('RUN_ID = "latest"', f"RUN_ID = {run_id!r}")
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
     return nb
 
 
@@ -276,7 +311,9 @@ def test_the_data_notebook_shows_statistics_anomalies_and_drift_over_spans(histo
     assert "No anomalies." in text
     tables = [o["data"]["text/html"] for o in _outputs(nb, "text/html")]
     assert any("trip_miles" in t and "missing %" in t for t in tables)  # statistics
-    assert any("span 2 vs 1" in t and "span 3 vs 2" in t and "span 4 vs 3" in t and "threshold" in t for t in tables)
+    assert any(
+        "span 2 vs 1" in t and "span 3 vs 2" in t and "span 4 vs 3" in t and "threshold" in t for t in tables
+    )
     images = _outputs(nb, "image/png")
     assert len(images) == 2  # drift over spans, and the latest comparison
     for i, out in enumerate(images):
@@ -297,8 +334,17 @@ def test_the_data_notebook_shows_statistics_anomalies_and_drift_over_spans(histo
 def test_the_report_shows_this_runs_drift_and_every_span_so_far(history, tmp_path):
     result = CliRunner().invoke(
         app,
-        ["report", "--profile", "spans", "--output", str(history["out"]), "--run", history["again_id"],
-         "--out", str(tmp_path / "r.html")],
+        [
+            "report",
+            "--profile",
+            "spans",
+            "--output",
+            str(history["out"]),
+            "--run",
+            history["again_id"],
+            "--out",
+            str(tmp_path / "r.html"),
+        ],
     )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "r.html").read_text()

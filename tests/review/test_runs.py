@@ -100,7 +100,7 @@ def test_an_unknown_run_lists_the_recent_ones(runs):
         show_run(cfg.metadata_path, cfg.name, "nope")
     result = CliRunner().invoke(app, ["runs", "show", "nope", "--output", cfg.output_dir])
     assert result.exit_code == 1
-    assert f"unknown run 'nope'" in result.output and cached.run_id in result.output
+    assert "unknown run 'nope'" in result.output and cached.run_id in result.output
     assert "Traceback" not in result.output
 
 

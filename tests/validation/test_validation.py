@@ -37,7 +37,12 @@ def test_spans_cut_by_year_keeps_every_row_as_it_was(years):
         cut += r
     assert len(cut) == len(rows) == 15002
     assert sorted(map(tuple, cut)) == sorted(map(tuple, rows))
-    assert [len(read_rows(years / f"span-{n}" / "data.csv")[1]) for n in range(1, 5)] == [4388, 5145, 4636, 833]
+    assert [len(read_rows(years / f"span-{n}" / "data.csv")[1]) for n in range(1, 5)] == [
+        4388,
+        5145,
+        4636,
+        833,
+    ]
 
 
 def test_spans_refuse_to_overwrite(years):
@@ -51,15 +56,19 @@ def test_spans_by_quarter_and_a_bad_timestamp_names_the_line(tmp_path):
     assert [s.period for s in spans[:2]] == ["2013-Q1", "2013-Q2"] and len(spans) == 16
     rows[3][header.index("trip_start_timestamp")] = "yesterday"
     bad = write_csv(tmp_path / "bad" / "data.csv", header, rows)
-    with pytest.raises(DataError, match=r"data.csv line 5: trip_start_timestamp='yesterday' is not a Unix time"):
+    with pytest.raises(
+        DataError, match=r"data.csv line 5: trip_start_timestamp='yesterday' is not a Unix time"
+    ):
         cut_spans(bad, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 
 def test_drift_between_two_years_names_the_real_change(years):
-    result = CliRunner().invoke(app, ["data", "drift", str(years / "span-1"), str(years / "span-2"), "--json"])
+    result = CliRunner().invoke(
+        app, ["data", "drift", str(years / "span-1"), str(years / "span-2"), "--json"]
+    )
     assert result.exit_code == 1, result.output
-    report = json.loads(result.output[result.output.index("{"):])
+    report = json.loads(result.output[result.output.index("{") :])
     by_feature = {f["feature"]: f for f in report["features"]}
     assert len(by_feature) == 15
     assert report["exceeded"] == ["payment_type"]
@@ -86,7 +95,9 @@ def test_schema_validate_serving_data_without_the_label_source(tmp_path):
     header, rows = read_rows()
     tips = header.index("tips")
     serving = write_csv(
-        tmp_path / "serving.csv", [c for c in header if c != "tips"], [[v for i, v in enumerate(r) if i != tips] for r in rows[:2000]]
+        tmp_path / "serving.csv",
+        [c for c in header if c != "tips"],
+        [[v for i, v in enumerate(r) if i != tips] for r in rows[:2000]],
     )
     ok = CliRunner().invoke(app, ["schema", "validate", str(serving), "--environment", "SERVING"])
     assert ok.exit_code == 0, ok.output
@@ -104,9 +115,11 @@ def test_schema_validate_names_a_required_feature_missing_from_serving_data(tmp_
         [c for i, c in enumerate(header) if i not in drop],
         [[v for i, v in enumerate(r) if i not in drop] for r in rows[:2000]],
     )
-    result = CliRunner().invoke(app, ["schema", "validate", str(serving), "--environment", "SERVING", "--json"])
+    result = CliRunner().invoke(
+        app, ["schema", "validate", str(serving), "--environment", "SERVING", "--json"]
+    )
     assert result.exit_code == 1
-    found = json.loads(result.output[result.output.index("{"):])["anomalies"]
+    found = json.loads(result.output[result.output.index("{") :])["anomalies"]
     assert [(a["feature"], a["kind"]) for a in found] == [("fare", "SCHEMA_MISSING_COLUMN")]
 
 
@@ -114,7 +127,14 @@ def test_schema_validate_reads_the_servers_request_log(tmp_path):
     import tensorflow as tf
 
     header, rows = read_rows()
-    numeric = {"fare", "trip_miles", "pickup_latitude", "pickup_longitude", "dropoff_latitude", "dropoff_longitude"}
+    numeric = {
+        "fare",
+        "trip_miles",
+        "pickup_latitude",
+        "pickup_longitude",
+        "dropoff_latitude",
+        "dropoff_longitude",
+    }
     with tf.io.TFRecordWriter(str(tmp_path / "requests-0.tfrecord")) as writer:
         for row in rows[:500]:
             ex = tf.train.Example()
@@ -131,8 +151,10 @@ def test_schema_validate_reads_the_servers_request_log(tmp_path):
             ex.features.feature["output.probabilities"].float_list.value.append(0.3)
             ex.features.feature["serving.model_version"].int64_list.value.append(7)
             writer.write(ex.SerializeToString())
-    result = CliRunner().invoke(app, ["schema", "validate", str(tmp_path), "--environment", "SERVING", "--json"])
-    found = json.loads(result.output[result.output.index("{"):])["anomalies"]
+    result = CliRunner().invoke(
+        app, ["schema", "validate", str(tmp_path), "--environment", "SERVING", "--json"]
+    )
+    found = json.loads(result.output[result.output.index("{") :])["anomalies"]
     # Empty CSV cells were left out of the examples: TFDV sees those features missing there.
     assert "output.probabilities" not in {a["feature"] for a in found}
     assert "serving.model_version" not in {a["feature"] for a in found}
@@ -142,19 +164,24 @@ def test_schema_validate_reads_the_servers_request_log(tmp_path):
 def test_schema_validate_an_unknown_environment_is_one_line(tmp_path):
     result = CliRunner().invoke(app, ["schema", "validate", str(DATA_CSV), "--environment", "STAGING"])
     assert result.exit_code == 1
-    assert "environment 'STAGING' is not in the schema; its environments: TRAINING, SERVING" in " ".join(result.output.split())
+    assert "environment 'STAGING' is not in the schema; its environments: TRAINING, SERVING" in " ".join(
+        result.output.split()
+    )
 
 
 def test_schema_diff_says_what_a_proposal_would_loosen(tmp_path):
     text = SCHEMA.read_text()
     proposed = text.replace('  value: "Dispute"\n', "").replace("max: 23", "max: 30")
-    proposed = proposed.replace('''feature {
-  name: "company"''', '''feature {
+    proposed = proposed.replace(
+        '''feature {
+  name: "company"''',
+        '''feature {
   name: "tolls"
   type: FLOAT
 }
 feature {
-  name: "company"''')
+  name: "company"''',
+    )
     path = tmp_path / "proposed.pbtxt"
     path.write_text(proposed)
     lines = diff_schemas(read_schema(SCHEMA), read_schema(path))
