@@ -233,6 +233,21 @@ def _user_message(exc: BaseException) -> str:
     return f"{type(seen).__name__}: {seen}"
 
 
+def run_findings(nodes: dict[str, NodeResult]) -> list[Anomaly]:
+    """A run's schema anomalies (ExampleValidator) and drift findings (DriftValidator)."""
+    from tfx.types import standard_artifacts
+
+    found: list[Anomaly] = []
+    for node_id, source in (("ExampleValidator", SCHEMA), ("DriftValidator", DRIFT)):
+        validator = nodes.get(node_id)
+        if validator and validator.outputs.get("anomalies"):
+            artifact = standard_artifacts.ExampleAnomalies()
+            artifact.uri = validator.output_uri("anomalies")
+            artifact.split_names = validator.output_property("anomalies", "split_names") or ""
+            found += read_anomalies(artifact, source)
+    return found
+
+
 def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None = None) -> None:
     if not os.path.exists(cfg.metadata_path):
         return
@@ -241,15 +256,7 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
     gen = nodes.get("CsvExampleGen")
     if gen and gen.outputs.get("examples"):
         summary.span = gen.output_property("examples", "span")
-    for node_id, source in (("ExampleValidator", SCHEMA), ("DriftValidator", DRIFT)):
-        validator = nodes.get(node_id)
-        if validator and validator.outputs.get("anomalies"):
-            from tfx.types import standard_artifacts
-
-            artifact = standard_artifacts.ExampleAnomalies()
-            artifact.uri = validator.output_uri("anomalies")
-            artifact.split_names = validator.output_property("anomalies", "split_names") or ""
-            summary.anomalies += read_anomalies(artifact, source)
+    summary.anomalies = run_findings(nodes)
     drift = nodes.get("DriftValidator")
     if drift and drift.outputs.get("anomalies"):
         value = drift.output_property("anomalies", DRIFT_PROPERTY)

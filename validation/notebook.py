@@ -11,7 +11,7 @@ import dataclasses
 import os
 from typing import Any
 
-from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
+from pipeline.components.gate import Anomaly
 from pipeline.config import PipelineConfig, load_config
 from pipeline.results import NodeResult, latest_run
 from validation import charts
@@ -48,17 +48,9 @@ def load(output_dir: str | None = None, profile: str = "local", run_id: str = "l
         print(f"Nothing to review: no run {run_id!r} of {cfg.name} recorded in {cfg.metadata_path}.")
         print("Run `make demo` (or `tfxp run`) first, then run this notebook again.")
         return None
-    found: list[Anomaly] = []
-    for node_id, source in (("ExampleValidator", SCHEMA), ("DriftValidator", DRIFT)):
-        node = nodes.get(node_id)
-        if node and node.outputs.get("anomalies"):
-            from tfx.types import standard_artifacts
+    from pipeline.run import run_findings
 
-            artifact = standard_artifacts.ExampleAnomalies()
-            artifact.uri = node.output_uri("anomalies")
-            artifact.split_names = node.output_property("anomalies", "split_names") or ""
-            found += read_anomalies(artifact, source)
-    return DataReview(cfg, nodes, found, drift_history(cfg.metadata_path, cfg.name), run_id)
+    return DataReview(cfg, nodes, run_findings(nodes), drift_history(cfg.metadata_path, cfg.name), run_id)
 
 
 def statistics(review: DataReview | None) -> Any:
