@@ -250,7 +250,11 @@ def schema_infer(
     if result.diff:
         console.print(f"Differences from {cfg.data.schema_file}:")
         console.print(result.diff, markup=False)
-        console.print("Review them; copy the proposal over schema/schema.pbtxt to adopt it.")
+        console.print(
+            f"Review them (`tfxp schema diff {result.path}` lists them feature by feature), and copy into "
+            "schema/schema.pbtxt only the changes you mean: a proposal has none of the curated ranges, "
+            "environments or drift comparators."
+        )
     else:
         console.print(f"No differences from {cfg.data.schema_file}.")
 
