@@ -193,3 +193,26 @@ feature {
     assert result.exit_code == 1 and "3 difference(s)" in result.output
     same = CliRunner().invoke(app, ["schema", "diff", str(SCHEMA)])
     assert same.exit_code == 0 and "No differences" in same.output
+
+
+def test_skew_between_training_and_serving_uses_the_skew_comparators(tmp_path):
+    header, rows = read_rows()
+    tips = header.index("tips")
+    training = write_csv(tmp_path / "train" / "data.csv", header, rows[:4000])
+    served = [[v for i, v in enumerate(r) if i != tips] for r in rows[4000:8000]]
+    serving = write_csv(tmp_path / "serving" / "data.csv", [c for c in header if c != "tips"], served)
+    result = CliRunner().invoke(app, ["data", "drift", str(training.parent), str(serving.parent), "--skew", "--json"])
+    report = json.loads(result.output[result.output.index("{") :])
+    by_feature = {f["feature"]: f for f in report["features"]}
+    # Every skew_comparator of the schema; tips has none (absent in SERVING).
+    assert len(by_feature) == 14 and "tips" not in by_feature
+    assert by_feature["payment_type"]["comparator"] == "L-inf"
+    # The same days' rides, split in two: all within thresholds.
+    assert report["kind"] == "skew" and result.exit_code == (1 if report["exceeded"] else 0)
+    # Cash turned to card in serving: the skew comparator flags it.
+    pay = header.index("payment_type") - (1 if header.index("payment_type") > tips else 0)
+    shifted = [r[:pay] + ["Credit Card" if r[pay] == "Cash" else r[pay]] + r[pay + 1 :] for r in served]
+    write_csv(serving, [c for c in header if c != "tips"], shifted)
+    result = CliRunner().invoke(app, ["data", "drift", str(training.parent), str(serving.parent), "--skew", "--json"])
+    report = json.loads(result.output[result.output.index("{") :])
+    assert result.exit_code == 1 and "payment_type" in report["exceeded"]
