@@ -13,6 +13,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Optional
 
 import typer
@@ -47,7 +48,9 @@ def _quiet_environment() -> None:
     warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def _config(profile: str, data: Optional[Path], output: Optional[Path], **extra: Any) -> "PipelineConfig":
+def _config(
+    profile: str, data: Optional[Path], output: Optional[Path], code: int = 1, **extra: Any
+) -> "PipelineConfig":
     from pipeline.config import load_config
 
     overrides: dict[str, Any] = dict(extra)
@@ -58,7 +61,7 @@ def _config(profile: str, data: Optional[Path], output: Optional[Path], **extra:
     try:
         return load_config(profile, overrides)
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(str(exc), code)
         raise  # unreachable; keeps type checkers happy
 
 
@@ -98,8 +101,9 @@ def run(
         # The flag decides for every kind, overriding the profile's per-kind choices.
         extra["validation.on_anomaly"] = gate_policy
         extra["validation.on_kind"] = {}
-    cfg = _config(profile, data, output, **extra)
-    from pipeline.run import run_local
+    from pipeline.run import EXIT_REFUSED, run_local
+
+    cfg = _config(profile, data, output, code=EXIT_REFUSED, **extra)
 
     console.print(f"Running [bold]{cfg.name}[/] on {cfg.data.root} -> {cfg.output_dir}")
     # The run sends stray prints to its log file; progress goes to this terminal.
@@ -113,8 +117,8 @@ def run(
         )
     finally:
         progress.close()
-    print_summary(summary, cfg)
-    raise typer.Exit(0 if summary.ok else 1)
+    print_summary(summary, cfg, profile)
+    raise typer.Exit(summary.exit_code)
 
 
 class _ProgressLines:
@@ -141,12 +145,17 @@ class _ProgressLines:
             self.status = None
 
 
-def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
-    """Print what a run did, what it found, and what it pushed."""
+def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "local") -> None:
+    """Print what a run did, what it found, and what it pushed; the last line gives the exit code."""
+    from pipeline.run import EXIT_MEANINGS
+
     console.print()
     if summary.components:
         took = f" ({summary.seconds:.1f}s)" if summary.seconds else ""
-        console.print(f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached{took}")
+        resolved = sum(c.status == "resolved" for c in summary.components)
+        console.print(
+            f"Components: {len(summary.run_ids)} run, {len(summary.cached_ids)} cached, {resolved} resolved{took}"
+        )
     if summary.span is not None:
         console.print(f"Span: {summary.span}")
     if summary.anomalies:
@@ -160,23 +169,25 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig") -> None:
     if summary.drift is not None:
         print_drift(summary.drift)
     if summary.evaluation is not None:
-        print_evaluation(summary.evaluation, cfg)
+        print_evaluation(summary.evaluation, cfg, profile)
     if summary.push_note:
         console.print(f"Push: {escape(summary.push_note)}")
     if summary.log_file:
         console.print(f"Log: {summary.log_file}")
+    code = summary.exit_code
+    exit_note = f" [dim](exit {code}: {EXIT_MEANINGS[code]})[/]"
     if summary.ok:
         verdict = "[green]Run succeeded[/]"
         if summary.evaluation is not None and not summary.evaluation.blessed:
             verdict += " [yellow](model not blessed, nothing pushed)[/]"
-        console.print(verdict)
+        console.print(verdict + exit_note)
     elif summary.anomalies and (summary.error or "").startswith("AnomaliesFound:"):
-        # The findings are listed above; keep the verdict and the advice.
+        # The findings are listed above; keep the advice, then the verdict.
         lines = (summary.error or "").splitlines()
-        console.print(f"[bold red]Run failed:[/] {escape(lines[0].split(': ', 1)[1])} (listed above)")
         console.print(escape(lines[-1]))
+        console.print(f"[bold red]Run failed:[/] {escape(lines[0].split(': ', 1)[1])} (listed above)" + exit_note)
     else:
-        console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}")
+        console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}" + exit_note)
 
 
 def print_drift(drift: "DriftRecord") -> None:
@@ -195,7 +206,26 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.4f}"
 
 
-def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig") -> None:
+def _with_source(failure: Any, cfg: "PipelineConfig", profile: str) -> str:
+    """A failed threshold, with the setting's value and where it was set."""
+    from pipeline.config import setting_source
+
+    text = str(failure)
+    key = failure.config_key
+    if not key.startswith("eval.") or not text.endswith("]"):
+        return text
+    section, field, *metric = key.split(".")
+    value: Any = getattr(cfg.eval, field, None)
+    if metric and isinstance(value, dict | Mapping):
+        value = value.get(metric[0])
+    try:
+        source = setting_source(profile, key)
+    except ValueError:
+        source = "the profile"
+    return f"{text[:-1]} = {value}, set in {source}]"
+
+
+def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig", profile: str = "local") -> None:
     """The test-split metrics, every judged slice's verdict, and the blessing with its reasons."""
     e = cfg.eval
     m = ev.overall.metrics
@@ -224,7 +254,7 @@ def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig") -> None:
     else:
         console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}); failed thresholds:")
         for failure in ev.failures:
-            console.print(f"  - {escape(str(failure))}")
+            console.print(f"  - {escape(_with_source(failure, cfg, profile))}")
 
 
 @schema_app.command("infer")
@@ -358,7 +388,7 @@ def report(
         _fail(str(exc))
     summary = summarize_run(cfg, info.run_id)
     assert summary is not None
-    print_summary(summary, cfg)
+    print_summary(summary, cfg, profile)
 
 
 def main() -> None:

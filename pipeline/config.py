@@ -476,6 +476,39 @@ def profile_path(profile: str) -> Path:
     return path
 
 
+def setting_source(profile: str, dotted: str, overrides: Mapping[str, Any] | None = None) -> str:
+    """Where a setting's value came from: an override, the profile file, or the default.
+
+    ``dotted`` is a config path such as ``eval.floors.auc``; a mapping entry is
+    looked up by its mapping (``eval.floors``), since a profile sets it whole.
+    """
+    for key in overrides or {}:
+        if dotted == key or dotted.startswith(key + "."):
+            return "a command-line override"
+    path = profile_path(profile)
+    node: Any = yaml.safe_load(path.read_text()) or {}
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            break
+        node = node[part]
+    else:
+        return _shown(path)
+    parent = dotted.rsplit(".", 1)[0]
+    node = yaml.safe_load(path.read_text()) or {}
+    for part in parent.split("."):
+        node = node.get(part) if isinstance(node, Mapping) else None
+    if node is not None:
+        return _shown(path)
+    return "the default in pipeline/config.py"
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = None) -> PipelineConfig:
     """Build the config from a profile (name or YAML path) plus ``{"section.field": value}`` overrides.
 

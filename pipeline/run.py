@@ -37,6 +37,20 @@ class ComponentProgress:
     seconds: float = 0.0
 
 
+# `tfxp run`'s exit codes: a script can tell a refused model or refused input
+# from a broken run. 2 is left to the CLI's own usage errors.
+EXIT_OK = 0  # succeeded: the candidate was pushed, or nothing changed
+EXIT_FAILED = 1  # anything else went wrong
+EXIT_NOT_BLESSED = 3  # the run completed, but the model was not blessed: nothing pushed
+EXIT_REFUSED = 4  # the data or the config was refused (checks, the data gate, a bad setting)
+EXIT_MEANINGS = {
+    EXIT_OK: "succeeded",
+    EXIT_FAILED: "the run failed",
+    EXIT_NOT_BLESSED: "completed, model not blessed",
+    EXIT_REFUSED: "data or config refused",
+}
+
+
 @dataclasses.dataclass
 class RunSummary:
     """What a run did; ``ok`` is False only when the run failed."""
@@ -54,6 +68,16 @@ class RunSummary:
     pushed_path: str | None = None
     push_note: str = ""
     nodes: dict[str, NodeResult] = dataclasses.field(default_factory=dict)
+
+    refused: bool = False  # the data or config was refused, not a crash
+
+    @property
+    def exit_code(self) -> int:
+        if not self.ok:
+            return EXIT_REFUSED if self.refused else EXIT_FAILED
+        if self.evaluation is not None and not self.evaluation.blessed:
+            return EXIT_NOT_BLESSED
+        return EXIT_OK
 
     @property
     def run_ids(self) -> list[str]:
@@ -194,7 +218,7 @@ def run_local(
             _, pattern = span_input(cfg.data.root, cfg.data.span_pattern, cfg.data.span)
         report = check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature, pattern=pattern)
     except DataError as exc:
-        return RunSummary(False, time.monotonic() - started, None, [], error=str(exc))
+        return RunSummary(False, time.monotonic() - started, None, [], error=str(exc), refused=True)
     warnings = judging_warnings(cfg, report.rows)
     for warning in warnings:
         logger.warning("%s", warning)
@@ -205,7 +229,7 @@ def run_local(
     pipeline = create_pipeline(cfg)
     resolvers = {c.id for c in pipeline.components if isinstance(c, tfx.dsl.Resolver)}
     progress = _ProgressHandler(on_progress, resolvers)
-    error = None
+    error, refused = None, False
     with captured_logs(log_file, verbose, progress):
         try:
             tfx.orchestration.LocalDagRunner().run(pipeline)
@@ -213,6 +237,7 @@ def run_local(
             progress.fail_current()
             logger.exception("pipeline run failed")
             error = _user_message(exc)
+            refused = _innermost(exc).__class__.__name__ in _REFUSALS
         summary = RunSummary(
             ok=error is None,
             seconds=time.monotonic() - started,
@@ -220,16 +245,26 @@ def run_local(
             components=progress.components,
             error=error,
             warnings=warnings,
+            refused=refused,
         )
         _fill_results(summary, cfg)
     return summary
 
 
+# Errors that refuse the input rather than break: the data gate, and the CSV
+# check CsvExampleGen repeats (for runs through the TFX CLI).
+_REFUSALS = {"AnomaliesFound", "DataError"}
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    return exc
+
+
 def _user_message(exc: BaseException) -> str:
     """The innermost meaningful message of an exception chain."""
-    seen = exc
-    while seen.__cause__ is not None:
-        seen = seen.__cause__
+    seen = _innermost(exc)
     return f"{type(seen).__name__}: {seen}"
 
 

@@ -39,8 +39,9 @@ def test_bad_input_fails_clearly_and_keeps_the_served_model(trained_run, bad_dat
     data = bad_data_dir(kind)
     data_before = sorted((p.name, p.stat().st_size) for p in data.iterdir())
     result = CliRunner().invoke(app, ["run", "--data", str(data), "--output", cfg.output_dir, "--train-steps", "300"])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output  # data refused
     text = " ".join(result.output.split())
+    assert text.endswith("(exit 4: data or config refused)")
     if kind != "string_in_numeric":
         assert str(data) in text
     assert message in text, result.output

@@ -9,6 +9,9 @@ import pytest
 import tensorflow as tf
 
 from models.features import FEATURES, Dtype
+from typer.testing import CliRunner
+
+from pipeline.cli import app
 from pipeline.run import run_local
 from tests.conftest import read_rows
 
@@ -158,10 +161,6 @@ def test_a_crippled_model_is_refused_and_the_served_model_stays(trained_run, fix
 
 
 def test_report_reads_the_latest_run_back_from_mlmd(trained_run):
-    from typer.testing import CliRunner
-
-    from pipeline.cli import app
-
     # Other tests run more pipelines in this output dir; this (cached) run makes
     # the trained model's run the latest again.
     assert run_local(trained_run.cfg).ok
@@ -171,4 +170,37 @@ def test_report_reads_the_latest_run_back_from_mlmd(trained_run):
     rows = trained_run.summary.evaluation.overall.example_count
     assert f"Overall (test split, {rows} rows): AUC {auc:.4f}" in result.output
     assert "Anomalies: none" in result.output
-    assert "Components: 0 run, 10 cached" in result.output
+    assert "Components: 0 run, 10 cached, 3 resolved" in result.output
+    assert result.output.rstrip().endswith("Run succeeded (exit 0: succeeded)")
+
+
+def test_a_refused_model_exits_3_and_names_the_setting_and_its_file(trained_run, tmp_path):
+    """Floors nothing meets, set in a profile of the user's: the run completes, pushes nothing, says why."""
+    import yaml
+
+    from pipeline.config import PROFILES_DIR
+
+    profile = yaml.safe_load((PROFILES_DIR / "local.yaml").read_text())
+    profile["eval"]["floors"] = {"auc": 0.999, "binary_accuracy": 0.85}
+    path = tmp_path / "strict.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    cfg = trained_run.cfg
+    before = _versions(cfg.model_base_path)
+    result = CliRunner().invoke(
+        app, ["run", "--profile", str(path), "--data", cfg.data.root, "--output", cfg.output_dir]
+    )
+    assert result.exit_code == 3, result.output
+    text = " ".join(result.output.split())
+    assert f"below the floor 0.9990 [eval.floors.auc = 0.999, set in {path}]" in text
+    # The other floor, met, is not listed; the last line gives the code.
+    assert "binary_accuracy" not in text.split("failed thresholds:")[1]
+    assert text.endswith("Run succeeded (model not blessed, nothing pushed) (exit 3: completed, model not blessed)")
+    assert _versions(cfg.model_base_path) == before
+    assert run_local(cfg).ok  # cached: the trained run is the latest again
+
+
+def test_a_refused_setting_exits_4(trained_run):
+    cfg = trained_run.cfg
+    result = CliRunner().invoke(app, ["run", "--output", cfg.output_dir, "--gate-policy", "maybe"])
+    assert result.exit_code == 4
+    assert "validation.on_anomaly='maybe' is invalid: must be fail or warn" in " ".join(result.output.split())

@@ -124,7 +124,7 @@ def test_the_first_span_runs_and_says_it_has_no_baseline(history):
 
 def test_a_real_change_between_years_stops_the_run_naming_the_feature_and_distance(history):
     result = history["drift"]
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output  # data refused
     text = _flat(result.output)
     # 2013 -> 2014: the card share rose from 25% to about 32%.
     assert "Drift: span 2 against span 1" in text
@@ -174,7 +174,7 @@ def test_the_trainer_trains_on_the_window_of_two_spans(history):
 
 def test_injected_drift_is_stopped_and_nothing_is_lost(history):
     result = history["injected"]
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output
     text = _flat(result.output)
     assert "Drift: span 4 against span 3" in text
     assert "fail drift: [train_train] fare: COMPARATOR_JENSEN_SHANNON_DIVERGENCE_HIGH" in text
@@ -256,7 +256,7 @@ def test_bad_spans_fail_clearly_and_lose_nothing(history, spans, tmp_path, numbe
     before = _tree(data)
     served = _tree(history["out"] / "serving_model")
     result = _run(data, history["out"], number)
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == 4, result.output
     text = _flat(result.output)
     assert message in text, result.output
     assert "Traceback" not in result.output
