@@ -30,8 +30,13 @@ app = typer.Typer(
     help="tfx-production-pipeline: run, inspect and serve the taxi TFX pipeline.",
     no_args_is_help=True,
     add_completion=False,
+    # Plain help: rich's panels cut long flag names (--model_config_file_poll_wait_seconds)
+    # at 80 columns and show bool flags as "<bool>".
+    rich_markup_mode=None,
 )
-schema_app = typer.Typer(help="Work with the curated schema (schema/schema.pbtxt).", no_args_is_help=True)
+schema_app = typer.Typer(
+    help="Work with the curated schema (schema/schema.pbtxt).", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(schema_app, name="schema")
 console = Console(highlight=False, soft_wrap=True)
 
@@ -388,6 +393,14 @@ def report(
         _fail(str(exc))
     summary = summarize_run(cfg, info.run_id)
     assert summary is not None
+    import time
+
+    gen = info.component("CsvExampleGen") or info.component("BigQueryExampleGen")
+    source = (gen.properties.get("input_base") or gen.properties.get("query")) if gen else None
+    console.print(
+        f"Run {info.run_id} ({info.status}): started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.started))},"
+        f" {info.seconds:.1f}s; data {source or '-'}"
+    )
     print_summary(summary, cfg, profile)
 
 

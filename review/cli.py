@@ -14,7 +14,9 @@ from rich.markup import escape
 
 from review.runs import LineageNode, RunInfo, RunNotFound, list_runs, show_run
 
-app = typer.Typer(help="Run history and lineage of local runs, read from ML Metadata.", no_args_is_help=True)
+app = typer.Typer(
+    help="Run history and lineage of local runs, read from ML Metadata.", no_args_is_help=True, rich_markup_mode=None
+)
 console = Console(highlight=False, soft_wrap=True)
 
 _COLOURS = {"succeeded": "green", "failed": "red", "running": "yellow", "COMPLETE": "green", "CACHED": "cyan"}

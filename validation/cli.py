@@ -13,7 +13,11 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from validation.drift import Distance
 
-app = typer.Typer(help="Data over time: cut spans, measure drift between datasets.", no_args_is_help=True)
+app = typer.Typer(
+    help="Data over time: cut spans, measure drift between datasets.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 console = Console(highlight=False, soft_wrap=True)
 
 
