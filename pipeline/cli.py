@@ -268,7 +268,7 @@ def schema_infer(
     data: Optional[Path] = DataOpt,
     out: Path = typer.Option(Path("schema/proposed_schema.pbtxt"), "--out", help="Where to write the proposal."),
 ) -> None:
-    """Infer a schema from the data with SchemaGen, and show its diff against the curated one."""
+    """Infer a fresh schema from the data with SchemaGen (a proposal, not a patch: see `tfxp schema update`)."""
     _quiet_environment()
     cfg = _config(profile, data, None)
     from pipeline.data_check import DataError
@@ -286,9 +286,9 @@ def schema_infer(
         console.print(f"Differences from {cfg.data.schema_file}:")
         console.print(result.diff, markup=False)
         console.print(
-            f"Review them (`tfxp schema diff {result.path}` lists them feature by feature), and copy into "
-            "schema/schema.pbtxt only the changes you mean: a proposal has none of the curated ranges, "
-            "environments or drift comparators."
+            "This is a fresh proposal, not a patch: it has none of the curated ranges, environments or "
+            f"drift comparators (`tfxp schema diff {result.path}` lists every difference). For the smallest "
+            "change that makes new data valid, run `tfxp schema update --data DIR`."
         )
     else:
         console.print(f"No differences from {cfg.data.schema_file}.")

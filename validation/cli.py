@@ -199,8 +199,51 @@ def schema_validate(
     raise typer.Exit(1 if found else 0)
 
 
+def schema_update(
+    data: Path = typer.Option(..., "--data", help="The new data: a CSV file or a directory of CSV files."),
+    schema: Optional[Path] = SchemaOpt,
+    out: Path = typer.Option(
+        Path("schema/updated_schema.pbtxt"), "--out", help="Where to write the updated schema (never the one in use)."
+    ),
+) -> None:
+    """Propose the smallest change to the curated schema that makes the new data valid (TFDV's update_schema)."""
+    from pipeline.cli import _quiet_environment
+
+    _quiet_environment()
+    from google.protobuf import text_format
+
+    from pipeline.data_check import DataError
+    from validation.drift import read_schema
+    from validation.schema_diff import diff_schemas, header_comments, update_schema
+    from validation.stats import statistics
+
+    curated_path = _schema_file(schema)
+    if out.resolve() == curated_path:
+        _fail(f"--out {out} is the schema in use: write the update elsewhere, review it, then copy it over")
+    try:
+        curated = read_schema(curated_path)
+        updated = update_schema(curated, statistics(data.resolve()))
+    except DataError as exc:
+        _fail(str(exc))
+    lines = diff_schemas(curated, updated)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        header_comments(curated_path.read_text())
+        + f"# Updated by `tfxp schema update` for {data}: review the changes below, then copy over.\n"
+        + text_format.MessageToString(updated)
+    )
+    if not lines:
+        console.print(f"No change needed: {data} is valid against {curated_path}. Wrote {out} unchanged.")
+        return
+    console.print(f"{len(lines)} change(s) make {data} valid against {curated_path}; written to {out}:")
+    for line in lines:
+        console.print(f"  {escape(line)}")
+    console.print(f"Review them, then: cp {out} {curated_path}")
+
+
 def register(root: typer.Typer, schema_app: typer.Typer) -> None:
     """Mount ``tfxp data`` and add ``diff`` and ``validate`` to ``tfxp schema``."""
     root.add_typer(app, name="data")
     schema_app.command("diff")(schema_diff)
     schema_app.command("validate")(schema_validate)
+    schema_app.command("update")(schema_update)

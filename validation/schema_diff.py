@@ -86,3 +86,27 @@ def diff_schemas(curated: schema_pb2.Schema, proposed: schema_pb2.Schema) -> lis
     if env_a != env_b:
         lines.append(f"~ environments: {_show(env_a) or 'none'} -> {_show(env_b) or 'none'}")
     return lines
+
+
+def update_schema(curated: schema_pb2.Schema, statistics: Any) -> schema_pb2.Schema:
+    """The smallest change to ``curated`` that makes data with ``statistics`` valid (TFDV's update_schema).
+
+    Unlike a fresh ``infer_schema``, it keeps every curated range, environment
+    and comparator, and only adds what the data needs (a new column, a new
+    value in a closed vocabulary...).
+    """
+    import tensorflow_data_validation as tfdv
+
+    updated = schema_pb2.Schema()
+    updated.CopyFrom(curated)
+    return tfdv.update_schema(updated, statistics)
+
+
+def header_comments(text: str) -> str:
+    """The leading ``#`` comment block of a schema file (text_format drops comments)."""
+    lines = []
+    for line in text.splitlines(keepends=True):
+        if not line.startswith("#"):
+            break
+        lines.append(line)
+    return "".join(lines)

@@ -216,3 +216,31 @@ def test_skew_between_training_and_serving_uses_the_skew_comparators(tmp_path):
     result = CliRunner().invoke(app, ["data", "drift", str(training.parent), str(serving.parent), "--skew", "--json"])
     report = json.loads(result.output[result.output.index("{") :])
     assert result.exit_code == 1 and "payment_type" in report["exceeded"]
+
+
+def test_schema_update_adds_only_the_new_column(tmp_path):
+    header, rows = read_rows()
+    data = write_csv(tmp_path / "data" / "data.csv", header + ["tolls"], [r + [f"{i % 3}.5"] for i, r in enumerate(rows)])
+    out = tmp_path / "updated.pbtxt"
+    before = SCHEMA.read_bytes()
+    result = CliRunner().invoke(app, ["schema", "update", "--data", str(data.parent), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 change(s)" in result.output and "+ feature tolls: added (FLOAT)" in result.output
+    assert diff_schemas(read_schema(SCHEMA), read_schema(out)) == ["+ feature tolls: added (FLOAT)"]
+    assert out.read_text().startswith("# The curated schema")  # the curated comments kept
+    assert SCHEMA.read_bytes() == before
+    refused = CliRunner().invoke(app, ["schema", "update", "--data", str(data.parent), "--out", str(SCHEMA)])
+    assert refused.exit_code == 1 and "is the schema in use" in refused.output
+
+
+def test_schema_update_opens_a_closed_vocabulary_for_a_new_value(tmp_path):
+    header, rows = read_rows()
+    pay = header.index("payment_type")
+    rows = [r[:pay] + ["Bitcoin" if i % 50 == 0 else r[pay]] + r[pay + 1 :] for i, r in enumerate(rows)]
+    data = write_csv(tmp_path / "data" / "data.csv", header, rows)
+    out = tmp_path / "updated.pbtxt"
+    result = CliRunner().invoke(app, ["schema", "update", "--data", str(data.parent), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert diff_schemas(read_schema(SCHEMA), read_schema(out)) == [
+        "~ feature payment_type: string_domain.value adds Bitcoin"
+    ]
