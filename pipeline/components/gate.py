@@ -101,7 +101,7 @@ def format_anomalies(failing: "list[Anomaly]", warned: "list[Anomaly]" = ()) -> 
     if any(a.source == SCHEMA for a in failing):
         advice.append(
             "for schema anomalies, fix the data, or, if the change is intended, update "
-            "schema/schema.pbtxt (`tfxp schema infer` proposes one; `tfxp schema diff` shows what changes)"
+            "schema/schema.pbtxt (`tfxp schema update --data DIR` proposes the smallest change, in words)"
         )
     if any(a.source == DRIFT for a in failing):
         advice.append(
