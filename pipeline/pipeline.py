@@ -236,26 +236,25 @@ def _span_resolvers(
         producer_component_id="StatisticsGen",
         output_key="statistics",
     )
-    if data.span_resolution == "by_span":
-        # Every Examples: a producer id here would clash with ExampleGen's own
-        # channel in TFX's input graph; the strategies keep ExampleGen's.
-        every = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
-        current = example_gen.outputs["examples"]
-        previous = tfx.dsl.Resolver(
-            strategy_class=PreviousSpanStrategy,
-            **{CURRENT_KEY: current, EXAMPLES_KEY: every, HISTORY_KEY: statistics},
-        )
-        window = tfx.dsl.Resolver(
-            strategy_class=SpanWindowStrategy,
-            config={"num_spans": data.training_spans},
-            **{CURRENT_KEY: current, EXAMPLES_KEY: every},
-        )
-    else:
+    if data.span_resolution == "latest":
         previous = tfx.dsl.Resolver(
             strategy_class=tfx.dsl.experimental.LatestArtifactStrategy, **{HISTORY_KEY: statistics}
         )
         example_gen.add_upstream_node(previous)
         return previous.with_id("PreviousSpanStatistics"), None
+    # Every Examples: a producer id here would clash with ExampleGen's own
+    # channel in TFX's input graph; the strategies keep ExampleGen's.
+    every = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Examples)
+    current = example_gen.outputs["examples"]
+    previous = tfx.dsl.Resolver(
+        strategy_class=PreviousSpanStrategy,
+        **{CURRENT_KEY: current, EXAMPLES_KEY: every, HISTORY_KEY: statistics},
+    )
+    window = tfx.dsl.Resolver(
+        strategy_class=SpanWindowStrategy,
+        config={"num_spans": data.training_spans},
+        **{CURRENT_KEY: current, EXAMPLES_KEY: every},
+    )
     return previous.with_id("PreviousSpanStatistics"), window.with_id("TrainingWindow")
 
 
