@@ -203,7 +203,7 @@ def print_drift(drift: "DriftRecord") -> None:
     from validation.cli import print_distances
     from validation.drift import Distance
 
-    rows = [Distance(f, d["comparator"], d["distance"], d["threshold"]) for f, d in sorted(drift.features.items())]
+    rows = [Distance.from_record(f, d) for f, d in sorted(drift.features.items())]
     print_distances(rows, f"Drift: span {drift.span} against span {drift.baseline_span} (train splits):")
 
 

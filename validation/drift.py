@@ -8,6 +8,7 @@ is reported, below threshold too.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 from pathlib import Path
 
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
@@ -30,6 +31,11 @@ class Distance:
     @property
     def exceeded(self) -> bool:
         return self.distance > self.threshold
+
+    @classmethod
+    def from_record(cls, feature: str, measured: dict[str, Any]) -> Distance:
+        """From one feature's entry of the DriftValidator's ``drift`` property (see ``distances``)."""
+        return cls(feature, measured["comparator"], measured["distance"], measured["threshold"])
 
     def to_dict(self) -> dict[str, object]:
         return {**dataclasses.asdict(self), "exceeded": self.exceeded}
@@ -59,10 +65,7 @@ def compare(
         anomalies = tfdv.validate_statistics(
             baseline, schema, serving_statistics=current, environment="TRAINING"
         )
-    return [
-        Distance(name, d["comparator"], d["distance"], d["threshold"])
-        for name, d in distances(anomalies).items()
-    ]
+    return [Distance.from_record(name, d) for name, d in distances(anomalies).items()]
 
 
 def validate(

@@ -36,17 +36,6 @@ DRIFT_SPLIT = "train"
 DRIFT_PROPERTY = "drift"
 
 
-def comparator_kind(comparator: schema_pb2.FeatureComparator) -> str:
-    """``L-inf`` or ``JSD``: which distance a comparator measures."""
-    return "JSD" if comparator.HasField("jensen_shannon_divergence") else "L-inf"
-
-
-def comparator_threshold(comparator: schema_pb2.FeatureComparator) -> float:
-    if comparator.HasField("jensen_shannon_divergence"):
-        return comparator.jensen_shannon_divergence.threshold
-    return comparator.infinity_norm.threshold
-
-
 def drift_config(schema: schema_pb2.Schema) -> distribution_validator_pb2.DistributionValidatorConfig:
     """The DistributionValidator config: one comparator per schema feature that has one."""
     config = distribution_validator_pb2.DistributionValidatorConfig()

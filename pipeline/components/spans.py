@@ -107,7 +107,7 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
 
     Inputs: ``current`` (this run's Examples) and ``examples`` (every Examples).
     Output ``examples``: this run's artifact, plus the latest artifact of each of
-    the ``num_spans - 1`` greatest spans below it, oldest first.
+    the ``num_spans - 1`` greatest spans below it that passed the gate, oldest first.
     """
 
     def __init__(self, num_spans: int = 1) -> None:
@@ -120,10 +120,13 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
         if not current:
             return {CURRENT_KEY: [], EXAMPLES_KEY: []}
         now = max(span_of(c) for c in current)
+        ingested = _ingested(input_dict.get(EXAMPLES_KEY, []))
+        # As for drift: a span the gate stopped is never trained on.
+        passed = _passed_the_gate(store, [a.id for a in ingested]) if self.num_spans > 1 else set()
         latest: dict[int, types.Artifact] = {}
-        for a in _ingested(input_dict.get(EXAMPLES_KEY, [])):
+        for a in ingested:
             span = span_of(a)
-            if span < now and (span not in latest or latest[span].id < a.id):
+            if span < now and a.id in passed and (span not in latest or latest[span].id < a.id):
                 latest[span] = a
         earlier = [latest[s] for s in sorted(latest)[-(self.num_spans - 1) :]] if self.num_spans > 1 else []
         return {CURRENT_KEY: current, EXAMPLES_KEY: earlier + current}

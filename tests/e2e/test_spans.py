@@ -190,6 +190,58 @@ def test_a_later_good_run_is_served_from_cache(history):
     assert "nothing new pushed: inputs unchanged" in result.output
 
 
+def _ingested_examples(store) -> dict[int, object]:
+    """Span number -> the newest Examples artifact CsvExampleGen made for it, as TFX artifacts."""
+    from tfx.types import artifact_utils
+
+    types = {t.id: t for t in store.get_artifact_types()}
+    out = {}
+    for a in store.get_artifacts_by_type("Examples"):
+        if "input_fingerprint" in a.custom_properties:
+            span = a.custom_properties["span"].int_value
+            if span not in out or out[span].id < a.id:
+                out[span] = artifact_utils.deserialize_artifact(types[a.type_id], a)
+    return out
+
+
+def test_a_span_the_gate_stopped_is_neither_baseline_nor_trained_on(history, spans):
+    """Span 4 (injected drift) was stopped; span 5, a copy of it, compares with span 3 and trains without 4."""
+    from pipeline.components.spans import PreviousSpanStrategy, SpanWindowStrategy, span_of
+    from pipeline.results import open_store
+
+    data = spans[0]
+    (data / "span-5").mkdir()
+    (data / "span-5" / "data.csv").write_bytes((data / "span-4" / "data.csv").read_bytes())
+    try:
+        result = _run(data, history["out"], 5)
+        assert result.exit_code == 4, result.output
+        assert "Drift: span 5 against span 3" in _flat(result.output)
+        store = open_store(str(history["out"] / "metadata.sqlite"))
+        examples = _ingested_examples(store)
+        assert {1, 2, 3, 4, 5} <= set(examples)
+        every = list(examples.values())
+        window = SpanWindowStrategy(num_spans=3).resolve_artifacts(
+            store, {"current": [examples[5]], "examples": every}
+        )
+        assert [span_of(a) for a in window["examples"]] == [2, 3, 5]
+        statistics = [a for a in store.get_artifacts_by_type("ExampleStatistics")]
+        from tfx.types import artifact_utils
+
+        types = {t.id: t for t in store.get_artifact_types()}
+        previous = PreviousSpanStrategy().resolve_artifacts(
+            store,
+            {
+                "current": [examples[5]],
+                "examples": every,
+                "statistics": [artifact_utils.deserialize_artifact(types[s.type_id], s) for s in statistics],
+            },
+        )
+        assert [span_of(a) for a in previous["examples"]] == [3]
+    finally:
+        (data / "span-5" / "data.csv").unlink()
+        (data / "span-5").rmdir()
+
+
 # -- Bad input: each a span of its own after the good ones; checked before any TFX work or by the gate.
 
 
