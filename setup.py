@@ -12,7 +12,7 @@ setup(
     description="A production-grade TFX pipeline: taxi CSV to a served, monitored model",
     python_requires=">=3.10,<3.11",
     packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "runners", "runners.*", "serving", "serving.*", "review", "review.*", "validation", "validation.*"]),
-    package_data={"pipeline": ["profiles/*.yaml"], "review": ["nbextension/*/*.js"]},
+    package_data={"pipeline": ["profiles/*.yaml"], "models": ["features.yaml"], "review": ["nbextension/*/*.js"]},
     install_requires=[
         "tfx[kfp]==1.16.0",
         "dill",
@@ -21,6 +21,7 @@ setup(
         "PyYAML",
         "matplotlib",
         "nbclassic",
+        "scikit-learn",
     ],
     entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
 )

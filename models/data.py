@@ -13,13 +13,13 @@ import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
-from models.features import LABEL
 
 
 def input_fn(
     file_pattern: list[str],
     data_accessor: tfx.components.DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
+    label_key: str,
     batch_size: int,
     seed: int | None = None,
     once: bool = False,
@@ -35,7 +35,7 @@ def input_fn(
 
     def transform(features: dict[str, Any]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
         transformed = layer(features)
-        label = transformed.pop(LABEL.transformed_name)
+        label = transformed.pop(label_key)
         return transformed, label
 
     dataset = raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE)

@@ -7,11 +7,11 @@ built on it, and the TFT layer attached to the model must be of the same kind.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import tf_keras as keras
 
-from models.features import model_inputs
+from models.features import ModelInput
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,15 +42,15 @@ class HParams:
         return out
 
 
-def build_model(hp: HParams) -> keras.Model:
+def build_model(hp: HParams, model_inputs: Sequence[ModelInput]) -> keras.Model:
     """A regularised MLP over one-hot categorical and z-scored dense inputs.
 
     Returns a model mapping transformed features (each of shape [batch]) to the
-    probability of a big tip, of shape [batch, 1].
+    probability of the positive class, of shape [batch, 1].
     """
     inputs: dict[str, keras.Input] = {}
     parts = []
-    for spec in model_inputs():
+    for spec in model_inputs:
         if spec.categorical:
             x = keras.Input(shape=(), name=spec.name, dtype="int64")
             parts.append(keras.layers.CategoryEncoding(spec.size, output_mode="one_hot")(x))

@@ -1,11 +1,13 @@
-"""TFT ``preprocessing_fn``: raw taxi features to model inputs and the label."""
+"""TFT ``preprocessing_fn``: raw features to model inputs and the label, as the feature spec says."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from models.features import FEATURES, LABEL, OOV_BUCKETS, Feature, Kind
+from models.features import OOV_BUCKETS, Feature, Kind, Label, from_custom_config
 
 
 def fill_in_missing(x: tf.Tensor | tf.SparseTensor, default: float | int | str) -> tf.Tensor:
@@ -44,18 +46,47 @@ def _transform(f: Feature, x: tf.Tensor) -> dict[str, tf.Tensor]:
     raise ValueError(f"feature {f.name!r}: unsupported kind {f.kind}")
 
 
-def preprocessing_fn(inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> dict[str, tf.Tensor]:
-    """Transform every feature of the spec and derive the label.
+def label_fn(label: Label, inputs: dict[str, tf.Tensor | tf.SparseTensor]) -> tf.Tensor:
+    """The declared label as 0/1 int64 (see ``models.features.Label``).
 
-    At serving time the label's ``tips`` column is absent; the TFT layer then
-    prunes the label output and computes the rest.
+    Numbers are compared in float64 with a relative tolerance: values arrive
+    as float32, and a tip of exactly 20% (5.01 on 25.05) must not round into
+    "big tipper". Rows whose label columns are missing never get here:
+    ExampleGen leaves them out (``pipeline/components/csv_example_gen.py``).
     """
+    x = fill_in_missing(inputs[label.column], "" if inputs[label.column].dtype == tf.string else 0)
+    if isinstance(label.value, str):
+        hit = tf.equal(x, label.value) if x.dtype == tf.string else tf.equal(tf.strings.as_string(x), label.value)
+        return tf.cast(hit if label.op == "==" else tf.logical_not(hit), tf.int64)
+    if x.dtype == tf.string:
+        x = tf.strings.to_number(x, tf.float64)
+    left = tf.cast(x, tf.float64)
+    right = tf.constant(label.value, tf.float64)
+    if label.times:
+        right = right * tf.cast(fill_in_missing(inputs[label.times], 0), tf.float64)
+    tolerance = 1e-5 * tf.maximum(tf.maximum(tf.abs(left), tf.abs(right)), 1.0)
+    compare = {
+        "==": lambda: tf.abs(left - right) <= tolerance,
+        "!=": lambda: tf.abs(left - right) > tolerance,
+        ">": lambda: left - right > tolerance,
+        ">=": lambda: left - right >= -tolerance,
+        "<": lambda: right - left > tolerance,
+        "<=": lambda: right - left >= -tolerance,
+    }[label.op]
+    return tf.cast(compare(), tf.int64)
+
+
+def preprocessing_fn(
+    inputs: dict[str, tf.Tensor | tf.SparseTensor], custom_config: dict[str, Any] | None = None
+) -> dict[str, tf.Tensor]:
+    """Transform every feature of the spec (``custom_config``) and derive the label.
+
+    At serving time the label's columns are absent; the TFT layer then prunes
+    the label output and computes the rest.
+    """
+    spec = from_custom_config(custom_config)
     outputs: dict[str, tf.Tensor] = {}
-    for f in FEATURES:
+    for f in spec.features:
         outputs.update(_transform(f, fill_in_missing(inputs[f.name], f.missing_value)))
-    tips = tf.cast(fill_in_missing(inputs[LABEL.tips_column], 0), tf.float32)
-    fare = tf.cast(fill_in_missing(inputs[LABEL.fare_column], 0), tf.float32)
-    # Values arrive as float32: a tip of exactly 20% (5.01 on 25.05) must not
-    # round into "big tipper", so the margin must exceed a tenth of a cent.
-    outputs[LABEL.transformed_name] = tf.cast(tips - LABEL.threshold * fare > 1e-3, tf.int64)
+    outputs[spec.label.transformed_name] = label_fn(spec.label, inputs)
     return outputs

@@ -9,7 +9,7 @@
   simple rule's (``models/rule.py``), so TFMA grades both on the same rows.
 
 Both serving signatures return ``{"probabilities": [batch]}``: the probability
-of a big tip.
+of the positive class (for taxi, a big tip).
 """
 
 from __future__ import annotations
@@ -20,16 +20,16 @@ import tensorflow as tf
 import tensorflow_transform as tft
 import tf_keras as keras
 
-from models.features import FEATURES, Dtype
+from models.features import Dtype, FeatureSpec
 from models.rule import RULE_OUTPUT, Rule
 
 OUTPUT_KEY = "probabilities"
 _TF_DTYPES = {Dtype.FLOAT: tf.float32, Dtype.INT: tf.int64, Dtype.STRING: tf.string}
 
 
-def raw_input_specs() -> dict[str, tf.TensorSpec]:
+def raw_input_specs(spec: FeatureSpec) -> dict[str, tf.TensorSpec]:
     """The ``serving_default`` inputs: one [batch] tensor per raw feature."""
-    return {f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in FEATURES}
+    return {f.name: tf.TensorSpec([None], _TF_DTYPES[f.dtype], name=f.name) for f in spec.features}
 
 
 def _present(values: tf.Tensor) -> tf.Tensor:
@@ -54,14 +54,14 @@ def _to_raw(values: tf.Tensor, spec: Any) -> tf.Tensor | tf.SparseTensor:
 
 
 def make_signatures(
-    model: keras.Model, tf_transform_output: tft.TFTransformOutput, rule: Rule
+    model: keras.Model, tf_transform_output: tft.TFTransformOutput, rule: Rule, spec: FeatureSpec
 ) -> dict[str, Callable[..., Any]]:
     """Attach the TFT layer to ``model`` and build its signatures."""
     # Attached as an attribute so its lookup tables are tracked and saved
     # with the model (tensorflow/transform#237).
     model.tft_layer = tf_transform_output.transform_features_layer()
     full_spec = tf_transform_output.raw_feature_spec()
-    feature_spec = {f.name: full_spec[f.name] for f in FEATURES}
+    feature_spec = {f.name: full_spec[f.name] for f in spec.features}
 
     rates = tf.constant(rule.rates)
 
@@ -78,7 +78,7 @@ def make_signatures(
     def serving_tf_example(examples: tf.Tensor) -> dict[str, tf.Tensor]:
         return predict(tf.io.parse_example(examples, feature_spec))
 
-    @tf.function(input_signature=[raw_input_specs()])
+    @tf.function(input_signature=[raw_input_specs(spec)])
     def serving_default(features: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         return predict({k: _to_raw(v, feature_spec[k]) for k, v in features.items()})
 

@@ -7,6 +7,7 @@ imports (TensorFlow, TFX) happen inside commands, so ``tfxp --help`` is fast.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -14,7 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -163,6 +164,12 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "
         )
     if summary.span is not None:
         console.print(f"Span: {summary.span}")
+    if summary.rows_without_label:
+        label = cfg.features.label
+        console.print(
+            f"Rows without a label: {summary.rows_without_label}, left out of training and evaluation"
+            f" ({', '.join(label.source_columns)} missing; label {label.name}: {label.expr})"
+        )
     if summary.anomalies:
         console.print(f"Anomalies: {len(summary.anomalies)}")
         policy = json.loads(cfg.validation.policy_json())
@@ -260,6 +267,52 @@ def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig", profile: str = "lo
         console.print(f"Blessing: [yellow]NOT BLESSED[/] ({baseline}); failed thresholds:")
         for failure in ev.failures:
             console.print(f"  - {escape(_with_source(failure, cfg, profile))}")
+
+
+@app.command("init")
+def init(
+    data: Path = typer.Option(..., "--data", help="Directory of CSV files (one header row each)."),
+    label: str = typer.Option(
+        ..., "--label", help="The label: COLUMN (0/1), 'COLUMN == VALUE', 'COLUMN OP NUMBER' or 'COLUMN OP NUMBER * COLUMN'."
+    ),
+    out: Path = typer.Option(..., "--out", help="The profile to write (.yaml); the schema goes beside it."),
+    name: str = typer.Option("", "--name", help="Pipeline and served model name (default: the data directory's)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing profile and schema."),
+) -> None:
+    """Write a profile (feature spec, label, relative floors) and a curated schema for your own CSV."""
+    _quiet_environment()
+    from pipeline.data_check import DataError
+    from pipeline.init import init_profile
+    from pipeline.run import EXIT_REFUSED
+
+    try:
+        with _quiet_tfx():
+            result = init_profile(data, label, out, name=name, force=force)
+    except (DataError, ValueError) as exc:
+        _fail(str(exc), EXIT_REFUSED)
+    console.print(f"Read {result.rows} rows from {data.resolve()}")
+    if result.rows_without_label:
+        console.print(f"{result.rows_without_label} rows have no label: runs leave them out")
+    for d in result.decisions:
+        colour = {"feature": "green", "label": "cyan"}.get(d.verdict, "yellow")
+        console.print(f"  {escape(d.column):<28} [{colour}]{d.verdict:<8}[/] {escape(d.why)}")
+    console.print(f"Wrote the profile {result.profile}")
+    console.print(f"Wrote the schema  {result.schema}")
+    console.print("Review before the first run:")
+    for item in result.review:
+        console.print(f"  - {escape(item)}")
+    console.print(f"Then: tfxp run --profile {result.profile}")
+
+
+@contextlib.contextmanager
+def _quiet_tfx() -> Iterator[None]:
+    """Beam's and TF's INFO lines are not for this terminal."""
+    previous = logging.getLogger().level
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logging.getLogger().setLevel(previous)
 
 
 @schema_app.command("infer")

@@ -18,6 +18,9 @@ from typing import Any, Mapping, Optional
 
 import yaml
 
+from models.features import FeatureSpec, Kind, load_spec
+from models.features import from_dict as spec_from_dict
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 
@@ -29,6 +32,8 @@ _IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z
 _BASELINES = ("blessed_before_candidate", "latest_blessed")
 _SPAN_RESOLUTIONS = ("by_span", "latest")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
+# Cells read as missing besides empty ones (data.missing_values' default).
+MISSING_VALUES = ("NA", "NaN", "null")
 
 
 def _fail(field: str, value: Any, why: str) -> None:
@@ -68,6 +73,10 @@ class DataConfig:
     # artifacts by time: drift against the previous run's statistics, and
     # training on the run's span alone (the only one Vertex AI compiles).
     span_resolution: str = "by_span"
+    # Cells that mean "missing", besides an empty one. ExampleGen, the CSV
+    # check and `tfxp data`/`tfxp schema` read them alike: a numeric column
+    # with NA in it stays numeric.
+    missing_values: tuple[str, ...] = MISSING_VALUES
 
     def __post_init__(self) -> None:
         if not self.root:
@@ -97,6 +106,10 @@ class DataConfig:
                 "a window of several spans needs data.span_resolution: by_span (local runs; "
                 "Vertex AI compiles only TFX's own resolvers, which cannot find a run's own span reliably)",
             )
+        if not isinstance(self.missing_values, tuple) or not all(
+            isinstance(v, str) and v.strip() for v in self.missing_values
+        ):
+            _fail("data.missing_values", self.missing_values, 'must be a list of non-empty strings, e.g. [NA, "null"]')
         if self.span is not None:
             if not self.span_pattern:
                 _fail("data.span", self.span, "choosing a span needs data.span_pattern (e.g. span-{SPAN}/*.csv)")
@@ -168,12 +181,11 @@ class EvalConfig:
     floors apply.
     """
 
-    # Floors on the whole test split. The payment_type rule alone reaches AUC
-    # 0.930 and accuracy 0.892 on the taxi data, and the majority class 0.775:
-    # these refuse a model no better than the rule.
-    floors: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"auc": 0.935, "binary_accuracy": 0.85}
-    )
+    # Absolute floors on the whole test split. None by default: floors fit to
+    # one dataset refuse good models on another. The default gate is relative
+    # (min_lift_over_majority, min_lift_over_rule); the taxi profiles add
+    # floors of their own.
+    floors: Mapping[str, float] = dataclasses.field(default_factory=dict)
     # Largest drop on the whole test split against the baseline.
     max_drops: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.01})
     # Floors on every slice big enough to judge (below). AUC 0.5 is chance: 0.6
@@ -191,58 +203,72 @@ class EvalConfig:
     slice_min_class_examples: int = 10
     # Slices crossed from two or more slice features (each single slice feature
     # of the feature spec is sliced on its own as well).
-    crossed_slices: tuple[tuple[str, ...], ...] = (("payment_type", "trip_start_hour"),)
+    crossed_slices: tuple[tuple[str, ...], ...] = ()
     # The simple rule evaluated beside the model: the train split's positive
-    # rate per value of this feature.
-    rule_feature: str = "payment_type"
-    # Optional: how much the model must beat the rule by on the whole test
-    # split, e.g. {auc: 0.0}. Empty: the rule is shown, never gates.
-    min_lift_over_rule: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    # rate per value of this categorical feature; auto fits one per
+    # categorical feature and keeps the best on the eval split.
+    rule_feature: str = "auto"
+    # How much the model must beat the rule by on the whole test split, per
+    # metric. Empty: the rule is shown, never gates.
+    min_lift_over_rule: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.01})
+    # How much the model's binary_accuracy must beat the majority class's
+    # (always predicting the commoner label) on the whole test split.
+    min_lift_over_majority: Mapping[str, float] = dataclasses.field(
+        default_factory=lambda: {"binary_accuracy": 0.01}
+    )
     # How the baseline is found: the latest blessed model trained before the
     # candidate (re-runs are fully cached), or TFX's stock latest blessed model
     # (the only one Vertex AI compiles).
     baseline: str = "blessed_before_candidate"
+    # The spec's slice features (slice: true), filled in by PipelineConfig.
+    slice_features: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from models.features import FEATURES, Kind, slice_keys
-
         _check_metric_bounds("eval.floors", self.floors, 0, 1)
         _check_metric_bounds("eval.max_drops", self.max_drops, 0, 1)
         _check_metric_bounds("eval.slice_floors", self.slice_floors, 0, 1)
         _check_metric_bounds("eval.slice_max_drops", self.slice_max_drops, 0, 1)
         _check_metric_bounds("eval.min_lift_over_rule", self.min_lift_over_rule, -1, 1)
+        _check_metric_bounds("eval.min_lift_over_majority", self.min_lift_over_majority, -1, 1)
+        if set(self.min_lift_over_majority) - {"binary_accuracy"}:
+            _fail(
+                "eval.min_lift_over_majority",
+                dict(self.min_lift_over_majority),
+                "only binary_accuracy has a majority-class baseline",
+            )
         for name in ("slice_min_examples", "slice_min_class_examples"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 _fail(f"eval.{name}", value, "must be an integer >= 1")
-        known = {f.name for f in FEATURES}
         for i, cross in enumerate(self.crossed_slices):
             if not isinstance(cross, tuple) or len(cross) < 2 or len(set(cross)) != len(cross):
                 _fail(f"eval.crossed_slices[{i}]", cross, "give two or more different feature names")
+        if self.baseline not in _BASELINES:
+            _fail("eval.baseline", self.baseline, f"must be one of {', '.join(_BASELINES)}")
+
+    def check_against(self, spec: FeatureSpec) -> None:
+        """Raise ValueError naming the eval field that names a feature the spec lacks."""
+        known = {f.name for f in spec.features}
+        for i, cross in enumerate(self.crossed_slices):
             for name in cross:
                 if name not in known:
                     _fail(
                         f"eval.crossed_slices[{i}]",
                         cross,
-                        f"{name!r} is not in the feature spec (models/features.py); "
-                        f"slice features: {', '.join(slice_keys())}",
+                        f"{name!r} is not in the feature spec; features: {', '.join(sorted(known))}",
                     )
-        categorical = [f.name for f in FEATURES if f.kind is not Kind.NUMERIC]
-        if self.rule_feature not in categorical:
+        categorical = [f.name for f in spec.features if f.kind is not Kind.NUMERIC]
+        if self.rule_feature != "auto" and self.rule_feature not in categorical:
             _fail(
                 "eval.rule_feature",
                 self.rule_feature,
-                f"the rule needs a categorical feature of the feature spec: one of {', '.join(categorical)}",
+                f"the rule needs auto or a categorical feature of the feature spec: one of {', '.join(categorical)}",
             )
-        if self.baseline not in _BASELINES:
-            _fail("eval.baseline", self.baseline, f"must be one of {', '.join(_BASELINES)}")
 
     @property
     def slices(self) -> tuple[tuple[str, ...], ...]:
         """Every slice the Evaluator cuts, as feature-name tuples (overall not included)."""
-        from models.features import slice_keys
-
-        return tuple((key,) for key in slice_keys()) + self.crossed_slices
+        return tuple((key,) for key in self.slice_features) + self.crossed_slices
 
 
 _ACTIONS = ("fail", "warn")
@@ -376,6 +402,9 @@ class PipelineConfig:
     """The whole pipeline's config."""
 
     data: DataConfig
+    # The feature spec and label: a spec file (models/features.yaml, the
+    # taxi spec, by default) or a profile's features: block.
+    features: FeatureSpec = dataclasses.field(default_factory=load_spec)
     name: str = "taxi-pipeline"
     output_dir: str = "outputs"
     enable_cache: bool = True
@@ -395,6 +424,9 @@ class PipelineConfig:
             )
         if not self.output_dir:
             _fail("output_dir", self.output_dir, "give a directory")
+        self.eval.check_against(self.features)
+        # Frozen: the spec's slice features are copied into eval once, here.
+        object.__setattr__(self, "eval", dataclasses.replace(self.eval, slice_features=self.features.slice_keys()))
 
     @property
     def pipeline_root(self) -> str:
@@ -549,6 +581,9 @@ def from_dict(raw: Mapping[str, Any], source: str = "config") -> PipelineConfig:
         raise ValueError(f"{source}: unknown config field(s) {sorted(unknown)}; known: {sorted(top_fields)}")
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "features":
+            kwargs[key] = _features(value, source)
+            continue
         section = _SECTIONS.get(key)
         if section is None:
             kwargs[key] = value
@@ -566,6 +601,14 @@ def from_dict(raw: Mapping[str, Any], source: str = "config") -> PipelineConfig:
     if "data" not in kwargs:
         raise ValueError(f"{source}: config section 'data' (with data.root) is required")
     return PipelineConfig(**kwargs)
+
+
+def _features(value: Any, source: str) -> FeatureSpec:
+    """A profile's ``features``: a spec file's path (relative to the project root) or an inline block."""
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        return load_spec(path if path.is_absolute() else PROJECT_ROOT / path)
+    return spec_from_dict(value, source=f"{source}: features")
 
 
 def _coerce(value: Any) -> Any:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import tensorflow as tf
 
-from models.features import LABEL, required_columns
+from models.features import FeatureSpec, Label, load_spec
 
 CSV_PATTERN = "*.csv"
 
@@ -29,6 +29,7 @@ class CsvReport:
     files: tuple[str, ...]
     rows: int
     columns: tuple[str, ...]
+    rows_without_label: int = 0
 
 
 def find_spans(root: str, span_pattern: str) -> dict[int, str]:
@@ -74,14 +75,27 @@ def span_input(root: str, span_pattern: str, span: int | None) -> tuple[int, str
 
 
 def check_csv_dir(
-    root: str, required: Iterable[str] | None = None, partition_column: str = "", pattern: str = CSV_PATTERN
+    root: str,
+    required: Iterable[str] | None = None,
+    partition_column: str = "",
+    pattern: str = CSV_PATTERN,
+    spec: FeatureSpec | None = None,
+    missing_values: Iterable[str] = (),
 ) -> CsvReport:
     """Check every file matching ``pattern`` under ``root``; raise DataError on the first problem.
 
-    ``partition_column``, if given, must be present and filled on every row:
-    the train/eval/test split hashes on it (``data.partition_feature``).
+    ``required`` defaults to the columns of ``spec`` (the taxi spec if none),
+    whose label is then checked against the values found. ``partition_column``,
+    if given, must be present and filled on every row: the train/eval/test
+    split hashes on it (``data.partition_feature``). Cells in
+    ``missing_values`` count as empty.
     """
-    required = tuple(required if required is not None else required_columns())
+    if required is None:
+        spec = spec or load_spec()
+        required = spec.required_columns()
+    required = tuple(required)
+    missing = frozenset(missing_values) | {""}
+    label = spec.label if spec else None
     if partition_column and partition_column not in required:
         required += (partition_column,)
     if not tf.io.gfile.isdir(root):
@@ -95,8 +109,9 @@ def check_csv_dir(
         )
     header: tuple[str, ...] | None = None
     rows = 0
+    labels = _LabelValues(label, missing)
     for path in files:
-        file_header, file_rows = _check_file(path, required, partition_column)
+        file_header, file_rows = _check_file(path, required, partition_column, missing, labels)
         if header is not None and file_header != header:
             raise DataError(
                 f"{path}: header differs from {files[0]}'s; every CSV file in {root} "
@@ -105,12 +120,84 @@ def check_csv_dir(
         header = file_header
         rows += file_rows
     assert header is not None
-    return CsvReport(files=tuple(files), rows=rows, columns=header)
+    labels.check(root)
+    return CsvReport(files=tuple(files), rows=rows, columns=header, rows_without_label=labels.rows_without)
 
 
-def _check_file(path: str, required: tuple[str, ...], partition_column: str) -> tuple[tuple[str, ...], int]:
+class _LabelValues:
+    """The label columns' values seen while reading, to check the label's expression against."""
+
+    LIMIT = 20  # distinct values kept per column: enough to tell 0/1, two-valued and numeric apart
+
+    def __init__(self, label: Label | None, missing: frozenset[str]) -> None:
+        self.label = label
+        self.missing = missing
+        self.at: list[int] = []
+        self.values: dict[str, set[str]] = {c: set() for c in (label.source_columns if label else ())}
+        self.rows_without = 0
+
+    def start(self, header: tuple[str, ...]) -> None:
+        self.at = [header.index(c) for c in self.values if c in header]
+
+    def add(self, row: list[str]) -> None:
+        if not self.label or len(self.at) != len(self.values):
+            return
+        cells = [row[i].strip() for i in self.at]
+        if any(c in self.missing for c in cells):
+            self.rows_without += 1
+            return
+        for column, cell in zip(self.values, cells):
+            if len(self.values[column]) < self.LIMIT:
+                self.values[column].add(cell)
+
+    def check(self, root: str) -> None:
+        label = self.label
+        if not label:
+            return
+        field = f"label.expr={label.expr!r}"
+        seen = self.values[label.column]
+        shown = ", ".join(sorted(seen)[:6]) + (", ..." if len(seen) > 6 else "")
+        if not seen:
+            raise DataError(
+                f"{root}: {field}: column {label.column!r} is empty (or missing) on every row, so no row has "
+                "a label; fill it in, or declare the label on another column"
+            )
+        numbers = all(_is_number(v) for v in seen)
+        if label.bare and not (numbers and {float(v) for v in seen} <= {0.0, 1.0}):
+            how = "has two values" if len(seen) == 2 else f"has {len(seen)}{'+' if len(seen) >= self.LIMIT else ''} values"
+            example = sorted(seen)[-1]
+            raise DataError(
+                f"{root}: {field} reads {label.column!r} as 0/1, but it {how} ({shown}); "
+                f"name the positive value, e.g. label: {label.column} == {example}"
+            )
+        if isinstance(label.value, str) and label.value not in seen and len(seen) < self.LIMIT:
+            raise DataError(
+                f"{root}: {field}: {label.value!r} never appears in column {label.column!r} (values: {shown}); "
+                "name one of its values"
+            )
+        if not isinstance(label.value, str) and not numbers:
+            text = next(v for v in sorted(seen) if not _is_number(v))
+            raise DataError(
+                f"{root}: {field} compares {label.column!r} with a number, but it holds text such as {text!r}; "
+                f"compare it with a value instead, e.g. label: {label.column} == {text}"
+            )
+        if label.times and not all(_is_number(v) for v in self.values[label.times]):
+            raise DataError(f"{root}: {field}: column {label.times!r} must hold numbers to multiply")
+
+
+def _is_number(text: str) -> bool:
     try:
-        return _read_file(path, required, partition_column)
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_file(
+    path: str, required: tuple[str, ...], partition_column: str, missing: frozenset[str], labels: _LabelValues
+) -> tuple[tuple[str, ...], int]:
+    try:
+        return _read_file(path, required, partition_column, missing, labels)
     except UnicodeDecodeError:
         line, raw = _first_non_utf8_line(path)
         raise DataError(
@@ -144,27 +231,30 @@ def _rows(path: str, reader: Any) -> Iterator[list[str]]:
         yield row
 
 
-def _read_file(path: str, required: tuple[str, ...], partition_column: str) -> tuple[tuple[str, ...], int]:
+def _read_file(
+    path: str, required: tuple[str, ...], partition_column: str, missing: frozenset[str], labels: _LabelValues
+) -> tuple[tuple[str, ...], int]:
     with tf.io.gfile.GFile(path, "r") as f:
         reader = csv.reader(f)
         try:
             header = tuple(next(reader))
         except StopIteration:
             raise DataError(f"{path} is empty: expected a header row, then data rows") from None
-        missing = [c for c in required if c not in header]
-        if missing:
-            label_cols = [c for c in missing if c in LABEL.source_columns]
+        absent = [c for c in required if c not in header]
+        if absent:
+            label = labels.label
             why = (
-                f" (the label {LABEL.name!r} is computed from {' and '.join(LABEL.source_columns)})"
-                if label_cols
+                f" (the label {label.name!r} is {label.expr})"
+                if label and set(absent) & set(label.source_columns)
                 else ""
             )
-            if partition_column in missing:
+            if partition_column in absent:
                 why += f" ({partition_column!r} is data.partition_feature: the split hashes on it)"
             raise DataError(
-                f"{path}: column(s) {', '.join(map(repr, missing))} missing from the header{why}; "
-                "add them, or change the feature spec in models/features.py"
+                f"{path}: column(s) {', '.join(map(repr, absent))} missing from the header{why}; "
+                "add them, or change the profile's feature spec (features:)"
             )
+        labels.start(header)
         partition = header.index(partition_column) if partition_column else None
         rows = 0
         for row in _rows(path, reader):
@@ -175,12 +265,13 @@ def _read_file(path: str, required: tuple[str, ...], partition_column: str) -> t
                     f"{path} line {reader.line_num}: {len(row)} values but the header has "
                     f"{len(header)} columns; fix or remove that row (quote values that contain commas)"
                 )
-            if partition is not None and not row[partition].strip():
+            if partition is not None and row[partition].strip() in missing:
                 raise DataError(
                     f"{path} line {reader.line_num}: {partition_column} is empty, but the train/eval/test "
                     f"split hashes on it (data.partition_feature); fill it in, or set data.partition_feature "
                     "to another column (empty hashes the whole row)"
                 )
+            labels.add(row)
             rows += 1
     if rows == 0:
         raise DataError(f"{path} has a header but no data rows: add data, or remove the file")

@@ -11,6 +11,7 @@ from tfx import v1 as tfx
 from tfx.dsl.components.base import base_component
 
 import models
+from models.features import SPEC_KEY, FeatureSpec
 from models.model import HParams
 from models.preprocessing import preprocessing_fn
 from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
@@ -84,7 +85,7 @@ def _train_args(cfg: PipelineConfig) -> Any:
     return tfx.proto.TrainArgs(num_steps=cfg.training.train_steps)
 
 
-def example_gen(data: DataConfig, input_base: Any = None) -> base_component.BaseComponent:
+def example_gen(data: DataConfig, spec: FeatureSpec, input_base: Any = None) -> base_component.BaseComponent:
     """CSV from ``data.root`` (checked first), or BigQuery when a query is configured."""
     split_config = tfx.proto.SplitConfig(
         splits=[
@@ -115,6 +116,8 @@ def example_gen(data: DataConfig, input_base: Any = None) -> base_component.Base
         ),
         output_config=output_config,
         range_config=range_config,
+        spec=spec,
+        missing_values=data.missing_values,
     ).with_id("CsvExampleGen")
 
 
@@ -140,6 +143,7 @@ def _trainer(
     custom_config: dict[str, Any] = {
         HPARAMS_KEY: hparams(cfg.training).to_dict(),
         RULE_FEATURE_KEY: cfg.eval.rule_feature,
+        SPEC_KEY: cfg.features.to_json(),
         **fingerprint,
     }
     args = {
@@ -261,7 +265,7 @@ def _span_resolvers(
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     """The whole DAG: ingest, validate (gated), transform, train, evaluate, push."""
     fingerprint = {CODE_FINGERPRINT_KEY: code_fingerprint()}
-    csv_example_gen = example_gen(cfg.data, _param(cfg, DATA_ROOT_PARAMETER, cfg.data.root))
+    csv_example_gen = example_gen(cfg.data, cfg.features, _param(cfg, DATA_ROOT_PARAMETER, cfg.data.root))
     statistics_gen = tfx.components.StatisticsGen(
         examples=csv_example_gen.outputs["examples"]
     ).with_id("StatisticsGen")
@@ -294,7 +298,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         splits_config=tfx.proto.SplitsConfig(analyze=["train"]),
         materialize=False,
         disable_statistics=True,
-        custom_config=fingerprint,
+        custom_config={SPEC_KEY: cfg.features.to_json(), **fingerprint},
     ).with_id("Transform")
     transform.add_upstream_node(gate)
     trainer = _trainer(cfg, examples, transform, schema_importer, fingerprint)
@@ -303,7 +307,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         examples=csv_example_gen.outputs["examples"],
         model=trainer.outputs["model"],
         baseline_model=baseline.outputs["model"],
-        eval_config=eval_config(cfg.eval),
+        eval_config=eval_config(cfg.eval, cfg.features.label.transformed_name),
         example_splits=[TEST_SPLIT],
     ).with_id("Evaluator")
     pusher = _pusher(cfg, trainer, evaluator)

@@ -71,7 +71,7 @@ class Failure:
 
     slice: str
     metric: str  # the gated metric, e.g. "auc"
-    kind: str  # floor, drop, lift or missing (a configured slice absent from the data)
+    kind: str  # floor, drop, lift (over the rule), majority (over the majority class) or missing (a configured slice absent from the data)
     value: float = math.nan  # the candidate's value (floor, lift) or its change (drop)
     bound: float = math.nan
     baseline: float | None = None  # the baseline's value on the slice, for a drop
@@ -88,8 +88,9 @@ class Failure:
                 f"{self.slice}: {self.metric} fell {-self.value:.4f} against the baseline "
                 f"({before} -> {after}); at most {self.bound:.4f} allowed{setting}"
             )
-        if self.kind == "lift":
-            return f"{self.slice}: {self.metric} beats the rule by {self.value:+.4f}; needs {self.bound:+.4f}{setting}"
+        if self.kind in ("lift", "majority"):
+            other = "the rule" if self.kind == "lift" else "the majority class"
+            return f"{self.slice}: {self.metric} beats {other} by {self.value:+.4f}; needs {self.bound:+.4f}{setting}"
         return f"{self.slice}: {self.metric} {self.value:.4f} is below the floor {self.bound:.4f}{setting}"
 
 
@@ -233,7 +234,7 @@ def load_evaluation(evaluation_uri: str, blessing: NodeResult | None = None) -> 
             _spec_name(spec),
             "",
             "missing",
-            config_key="eval.crossed_slices" if len(spec.feature_keys) > 1 else "slice features in models/features.py",
+            config_key="eval.crossed_slices" if len(spec.feature_keys) > 1 else "features (slice: true)",
         )
         for spec in validation.missing_slices
     ]
@@ -249,7 +250,7 @@ def load_evaluation(evaluation_uri: str, blessing: NodeResult | None = None) -> 
 
 def _failure(where: str, failure: Any, metrics: SliceMetrics | None) -> Failure:
     """A TFMA MetricValidationFailure in words, with the eval.* key that set its bound."""
-    from pipeline.slice_gate import JUDGED_PREFIX, LIFT_SUFFIX
+    from pipeline.slice_gate import JUDGED_PREFIX, LIFT_SUFFIX, MAJORITY_SUFFIX
 
     name = failure.metric_key.name
     value = failure.metric_value.double_value.value
@@ -259,6 +260,10 @@ def _failure(where: str, failure: Any, metrics: SliceMetrics | None) -> Failure:
         metric = name[: -len(LIFT_SUFFIX)]
         return Failure(where, metric, "lift", value, threshold.value_threshold.lower_bound.value,
                        config_key=f"eval.min_lift_over_rule.{metric}")
+    if name.endswith(MAJORITY_SUFFIX):
+        metric = name[: -len(MAJORITY_SUFFIX)]
+        return Failure(where, metric, "majority", value, threshold.value_threshold.lower_bound.value,
+                       config_key=f"eval.min_lift_over_majority.{metric}")
     metric = name[len(JUDGED_PREFIX):] if name.startswith(JUDGED_PREFIX) else name
     if failure.metric_key.is_diff:
         baseline = metrics.baseline.get(metric) if metrics else None

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
 
+from pipeline.components.csv_example_gen import ROWS_WITHOUT_LABEL
 from pipeline.components.drift import DRIFT_PROPERTY
 from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
 from pipeline.config import PipelineConfig
@@ -62,6 +63,7 @@ class RunSummary:
     error: str | None = None
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
     span: int | None = None
+    rows_without_label: int = 0  # left out by ExampleGen: no label to train or grade on
     drift: DriftRecord | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     evaluation: Evaluation | None = None
@@ -216,7 +218,13 @@ def run_local(
         pattern = CSV_PATTERN
         if cfg.data.span_pattern:
             _, pattern = span_input(cfg.data.root, cfg.data.span_pattern, cfg.data.span)
-        report = check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature, pattern=pattern)
+        report = check_csv_dir(
+            cfg.data.root,
+            partition_column=cfg.data.partition_feature,
+            pattern=pattern,
+            spec=cfg.features,
+            missing_values=cfg.data.missing_values,
+        )
     except DataError as exc:
         return RunSummary(False, time.monotonic() - started, None, [], error=str(exc), refused=True)
     warnings = judging_warnings(cfg, report.rows)
@@ -291,6 +299,7 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
     gen = nodes.get("CsvExampleGen")
     if gen and gen.outputs.get("examples"):
         summary.span = gen.output_property("examples", "span")
+        summary.rows_without_label = int(gen.output_property("examples", ROWS_WITHOUT_LABEL) or 0)
     summary.anomalies = run_findings(nodes)
     drift = nodes.get("DriftValidator")
     if drift and drift.outputs.get("anomalies"):

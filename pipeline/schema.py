@@ -26,7 +26,7 @@ class SchemaProposal:
 
 
 def _schema_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
-    gen = example_gen(cfg.data)
+    gen = example_gen(cfg.data, cfg.features)
     statistics_gen = tfx.components.StatisticsGen(examples=gen.outputs["examples"]).with_id(
         "StatisticsGen"
     )
@@ -51,7 +51,10 @@ def _content_lines(text: str) -> list[str]:
 
 def infer_schema(cfg: PipelineConfig, out: Path) -> SchemaProposal:
     """Run ExampleGen, StatisticsGen and SchemaGen; write the proposal to ``out``."""
-    check_csv_dir(cfg.data.root, partition_column=cfg.data.partition_feature)
+    check_csv_dir(
+        cfg.data.root, partition_column=cfg.data.partition_feature, spec=cfg.features,
+        missing_values=cfg.data.missing_values,
+    )
     tfx.orchestration.LocalDagRunner().run(_schema_pipeline(cfg))
     nodes = latest_run(cfg.metadata_path, f"{cfg.name}-schema")
     inferred = Path(nodes["SchemaGen"].output_uri("schema")) / "schema.pbtxt"

@@ -8,7 +8,9 @@ What decides the blessing (every threshold comes from ``EvalConfig``):
   reports the metric where a slice has at least ``min_examples`` rows and
   ``min_class_examples`` of each class, and 1.0 (passes any floor, never
   moves) elsewhere, so small slices are shown but never decide;
-- optionally, a margin over the rule (``LiftOverRule``) on the whole split.
+- margins over two baselines computed in the same run on the same rows, on
+  the whole split: the rule (``LiftOverRule``) and the majority class
+  (``LiftOverMajority``), so the default gate fits any dataset.
 
 A configured slice absent from the data leaves TFMA's threshold unchecked,
 which TFMA reports as a missing slice and refuses to bless.
@@ -27,7 +29,6 @@ from typing import Any, Iterable
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import calibration, metric_types
 
-from models.features import LABEL
 from models.rule import RULE_OUTPUT
 from models.signatures import OUTPUT_KEY
 from pipeline.config import EvalConfig
@@ -57,6 +58,7 @@ NOT_JUDGED = 1.0
 BASELINE_MODEL = tfma.BASELINE_KEY
 JUDGED_PREFIX = "judged_"
 LIFT_SUFFIX = "_lift_over_rule"
+MAJORITY_SUFFIX = "_lift_over_majority"
 
 
 def judged_name(metric: str) -> str:
@@ -172,6 +174,35 @@ class LiftOverRule(tfma.metrics.Metric):
         super().__init__(_lift_computations, metric=metric, rule_output=rule_output, name=name or lift_name(metric))
 
 
+def _majority_computations(
+    metric: str = "binary_accuracy",
+    name: str = "",
+    eval_config: Any = None,
+    model_names: Iterable[str] | None = None,
+    output_names: Iterable[str] | None = None,
+    example_weighted: bool = False,
+) -> list[Any]:
+    def build(model_name: str, output_name: str) -> list[Any]:
+        mine, mine_key = _base(metric, eval_config, model_name, output_name, example_weighted)
+        mean, mean_key = _base("mean_label", eval_config, model_name, output_name, example_weighted)
+        key = _key(name or f"{metric}{MAJORITY_SUFFIX}", model_name, output_name, example_weighted)
+
+        def result(metrics: dict[Any, Any]) -> dict[Any, Any]:
+            positives = float(metrics[mean_key])
+            return {key: float(metrics[mine_key]) - max(positives, 1.0 - positives)}
+
+        return [*mine, *mean, metric_types.DerivedMetricComputation(keys=[key], result=result)]
+
+    return _per_model_and_output(model_names, output_names, build)
+
+
+class LiftOverMajority(tfma.metrics.Metric):
+    """The model's accuracy minus the majority class's (always predicting the commoner label), same rows."""
+
+    def __init__(self, metric: str = "binary_accuracy", name: str = "", source: str = "") -> None:  # noqa: ARG002
+        super().__init__(_majority_computations, metric=metric, name=name or f"{metric}{MAJORITY_SUFFIX}")
+
+
 def _threshold(floor: float | None, max_drop: float | None) -> tfma.MetricThreshold:
     threshold = tfma.MetricThreshold()
     if floor is not None:
@@ -209,8 +240,11 @@ def slicing_specs(cfg: EvalConfig) -> list[tfma.SlicingSpec]:
     return [tfma.SlicingSpec()] + [tfma.SlicingSpec(feature_keys=list(keys)) for keys in cfg.slices]
 
 
-def eval_config(cfg: EvalConfig) -> tfma.EvalConfig:
-    """TFMA config: model and rule side by side on every slice; floors and change thresholds."""
+def eval_config(cfg: EvalConfig, label_key: str) -> tfma.EvalConfig:
+    """TFMA config: model and rule side by side on every slice; floors, margins and change thresholds.
+
+    ``label_key`` is the transformed label's name (the feature spec's label).
+    """
     overall = [tfma.SlicingSpec()]
     sliced = slicing_specs(cfg)[1:]
     gate: list[tfma.MetricConfig] = []
@@ -241,11 +275,14 @@ def eval_config(cfg: EvalConfig) -> tfma.EvalConfig:
             else []
         )
         gate.append(_custom(LiftOverRule, per_slice, metric=metric))
+    for metric, margin in sorted(cfg.min_lift_over_majority.items()):
+        per_slice = [tfma.PerSliceMetricThreshold(slicing_specs=overall, threshold=_threshold(margin, None))]
+        gate.append(_custom(LiftOverMajority, per_slice, metric=metric))
     return tfma.EvalConfig(
         model_specs=[
             tfma.ModelSpec(
                 signature_name=EVAL_SIGNATURE,
-                label_keys={OUTPUT_KEY: LABEL.transformed_name, RULE_OUTPUT: LABEL.transformed_name},
+                label_keys={OUTPUT_KEY: label_key, RULE_OUTPUT: label_key},
                 preprocessing_function_names=[TRANSFORM_SIGNATURE],
             )
         ],

@@ -1,7 +1,8 @@
 """Statistics of data outside a pipeline run, computed as the pipeline computes them.
 
-CSV goes through TFX's own CSV-to-``tf.Example`` conversion (CsvExampleGen's),
-so an empty cell is a present feature with no value, exactly as in a run;
+CSV goes through the pipeline's own CSV-to-``tf.Example`` conversion
+(CsvExampleGen's, with the missing-value tokens read as empty), so an empty
+cell is a present feature with no value, exactly as in a run;
 TFDV's ``generate_statistics_from_csv`` reads it as missing instead and would
 report presence anomalies the pipeline never sees. TFRecord files of
 ``tf.Example`` (the server's request log) are read as they are, minus the
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from tensorflow_metadata.proto.v0 import statistics_pb2
 
+from pipeline.config import MISSING_VALUES
 from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir
 
 # Features the request log adds beside the model's inputs (serving/request_log.py).
@@ -27,7 +29,9 @@ def is_tfrecord(path: Path) -> bool:
     return any(f.name.endswith(TFRECORD_SUFFIXES) for f in files)
 
 
-def statistics(path: Path, required: tuple[str, ...] = ()) -> statistics_pb2.DatasetFeatureStatisticsList:
+def statistics(
+    path: Path, required: tuple[str, ...] = (), missing_values: tuple[str, ...] = MISSING_VALUES
+) -> statistics_pb2.DatasetFeatureStatisticsList:
     """TFDV statistics of a CSV file, a directory of CSV files, or TFRecord ``tf.Example`` file(s).
 
     Raises DataError, naming the path, when it holds neither.
@@ -39,20 +43,21 @@ def statistics(path: Path, required: tuple[str, ...] = ()) -> statistics_pb2.Dat
     if is_tfrecord(path):
         return _tfrecord_statistics(path)
     root, pattern = (path.parent, path.name) if path.is_file() else (path, CSV_PATTERN)
-    check_csv_dir(str(root), required=required, pattern=pattern)
-    return _csv_statistics(root, pattern)
+    check_csv_dir(str(root), required=required, pattern=pattern, missing_values=missing_values)
+    return _csv_statistics(root, pattern, missing_values)
 
 
-def _csv_statistics(root: Path, pattern: str) -> statistics_pb2.DatasetFeatureStatisticsList:
+def _csv_statistics(root: Path, pattern: str, missing_values: tuple[str, ...]) -> statistics_pb2.DatasetFeatureStatisticsList:
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
-    from tfx.components.example_gen.csv_example_gen.executor import _CsvToExample
+
+    from pipeline.components.csv_example_gen import CsvToExample
 
     with tempfile.TemporaryDirectory(prefix="tfxp-stats-") as tmp:
         with beam.Pipeline() as p:
             _ = (
                 p
-                | "ToExamples" >> _CsvToExample({"input_base": str(root)}, pattern)
+                | "ToExamples" >> CsvToExample(f"{root}/{pattern}", missing_values)
                 | "Serialize" >> beam.Map(lambda e: e.SerializeToString())
                 | "Write" >> beam.io.WriteToTFRecord(f"{tmp}/examples", file_name_suffix=".tfrecord")
             )

@@ -8,12 +8,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from models.features import FEATURES, Dtype
+from models.features import Dtype, load_spec
+
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 from pipeline.run import run_local
 from tests.conftest import read_rows
+
+FEATURES = load_spec().features  # the taxi spec, models/features.yaml
 
 pytestmark = pytest.mark.e2e
 

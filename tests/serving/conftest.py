@@ -214,7 +214,9 @@ def taxi_server(pushed_model_dir: Path) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def taxi_rows() -> list[dict[str, Any]]:
     """Ten rows of the real data as serving_default instances (empty cells: NaN, "" or 0)."""
-    from models.features import FEATURES, Dtype
+    from models.features import Dtype, load_spec
+
+    FEATURES = load_spec().features
 
     out = []
     with open(DATA_CSV, newline="") as f:

@@ -44,7 +44,9 @@ def test_predict_over_rest_and_grpc_from_csv_and_json(
     taxi_server: Any, pushed_model_dir: Path, data_head: Path, tmp_path: Path
 ) -> None:
     rows, rest = predict(data_head, url=taxi_server.rest_url, model_name="taxi")
-    from models.features import FEATURES
+    from models.features import load_spec
+
+    FEATURES = load_spec().features
 
     assert len(rows) == 5 and set(rows[0]) == {f.name for f in FEATURES}  # tips etc. are not sent
     assert rest.model_version == int(pushed_model_dir.name)

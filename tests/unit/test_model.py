@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from models.features import model_inputs
+from models.features import load_spec
 from models.model import HParams, build_model
 
 
@@ -9,12 +9,12 @@ def _batch(n: int) -> dict:
     rng = np.random.default_rng(0)
     return {
         i.name: rng.integers(0, i.size, n).astype("int64") if i.categorical else rng.normal(size=n).astype("float32")
-        for i in model_inputs()
+        for i in load_spec().model_inputs()
     }
 
 
 def test_forward_pass_gives_one_probability_per_row():
-    model = build_model(HParams(hidden_units=(8,)))
+    model = build_model(HParams(hidden_units=(8,)), load_spec().model_inputs())
     out = model(_batch(5), training=False).numpy()
     assert out.shape == (5, 1)
     assert out.dtype == np.float32

@@ -11,17 +11,24 @@ import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
 from tfx_bsl.public import tfxio
 
-from models.features import FEATURES, LABEL, Dtype
-from models.preprocessing import preprocessing_fn
+from models.features import SPEC_KEY, Dtype, load_spec
+from models.preprocessing import preprocessing_fn as spec_preprocessing_fn
 from tests.conftest import read_rows
 
 _DTYPES = {Dtype.FLOAT: tf.float32, Dtype.INT: tf.int64, Dtype.STRING: tf.string}
-_COLUMNS = [f.name for f in FEATURES] + [LABEL.tips_column]
+SPEC = load_spec()  # the taxi spec, models/features.yaml
+LABEL = SPEC.label
+_COLUMNS = [f.name for f in SPEC.features] + list(SPEC.label_only_columns)
+
+
+def preprocessing_fn(inputs):
+    """As Transform calls it: the spec arrives in custom_config."""
+    return spec_preprocessing_fn(inputs, {SPEC_KEY: SPEC.to_json()})
 
 
 def _raw_spec():
-    spec = {f.name: tf.io.VarLenFeature(_DTYPES[f.dtype]) for f in FEATURES}
-    spec[LABEL.tips_column] = tf.io.VarLenFeature(tf.float32)
+    spec = {f.name: tf.io.VarLenFeature(_DTYPES[f.dtype]) for f in SPEC.features}
+    spec["tips"] = tf.io.VarLenFeature(tf.float32)
     return spec
 
 
@@ -124,3 +131,28 @@ def test_missing_values_are_filled_not_dropped(transformed):
     assert len({o["company_xf"] for o in missing}) == 1
     for o in result:
         assert all(not (isinstance(v, float) and math.isnan(v)) for v in o.values())
+
+
+@pytest.mark.parametrize(
+    ("expr", "columns", "expected"),
+    [
+        # float32 as in tf.Example: exactly 20% (5.01 on 25.05) is not above 20%
+        ("tips > 0.2 * fare", {"tips": [5.01, 5.02, 0.0], "fare": [25.05, 25.05, 3.0]}, [0, 1, 0]),
+        ("sex == male", {"sex": [b"male", b"female", b"male"]}, [1, 0, 1]),
+        ("plan != basic", {"plan": [b"basic", b"pro", b"team"]}, [0, 1, 1]),
+        ("churned", {"churned": [1, 0, 1]}, [1, 0, 1]),
+        ("age >= 50", {"age": [49, 50, 51]}, [0, 1, 1]),
+        ("score < 0.5", {"score": [0.49, 0.5, 0.51]}, [1, 0, 0]),
+    ],
+)
+def test_the_declared_label_is_computed_in_the_graph(expr, columns, expected):
+    from models.features import Label
+    from models.preprocessing import label_fn
+
+    def tensor(values):
+        if isinstance(values[0], bytes):
+            return tf.constant(values)
+        return tf.constant(values, tf.int64) if isinstance(values[0], int) else tf.constant(values, tf.float32)
+
+    got = label_fn(Label(expr), {name: tensor(values) for name, values in columns.items()})
+    assert got.numpy().tolist() == expected

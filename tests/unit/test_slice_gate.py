@@ -15,14 +15,19 @@ import tensorflow as tf
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import metric_specs
 
-from models.features import LABEL
 from models.rule import RULE_OUTPUT
 from models.signatures import OUTPUT_KEY
-from pipeline.config import EvalConfig
+from pipeline.config import EvalConfig, load_config
 from pipeline.results import load_evaluation
 from pipeline.slice_gate import NOT_JUDGED, eval_config
 
 ROWS = 3000
+LABEL_KEY = "big_tipper_xf"
+
+
+def taxi_eval(**changes) -> EvalConfig:
+    """The taxi profile's eval config (its slice features come from the feature spec)."""
+    return dataclasses.replace(load_config("local").eval, **changes)
 CHANCE_HOUR = 7  # every prediction in this hour is noise
 
 
@@ -40,7 +45,7 @@ def _examples(path, rng) -> dict[str, np.ndarray]:
     columns = {
         "payment_type": pay,
         "trip_start_hour": hour,
-        LABEL.transformed_name: label,
+        LABEL_KEY: label,
         "model": model,
         "rule": rule,
     }
@@ -66,11 +71,11 @@ def gated(tmp_path_factory):
     columns = _examples(out / "data.tfrecord", np.random.default_rng(0))
     # No baseline in model-agnostic mode, so no change thresholds; the lift
     # threshold is set high enough that the model cannot meet it.
-    cfg = EvalConfig(max_drops={}, slice_max_drops={}, min_lift_over_rule={"auc": 0.5})
-    config = eval_config(cfg)
+    cfg = taxi_eval(max_drops={}, slice_max_drops={}, min_lift_over_rule={"auc": 0.5})
+    config = eval_config(cfg, LABEL_KEY)
     del config.model_specs[:]
     config.model_specs.add(
-        label_keys={OUTPUT_KEY: LABEL.transformed_name, RULE_OUTPUT: LABEL.transformed_name},
+        label_keys={OUTPUT_KEY: LABEL_KEY, RULE_OUTPUT: LABEL_KEY},
         prediction_keys={OUTPUT_KEY: "model", RULE_OUTPUT: "rule"},
     )
     tfma.run_model_analysis(eval_config=config, data_location=str(out / "data.tfrecord"), output_path=str(out))
@@ -124,6 +129,47 @@ def test_the_rule_is_graded_beside_the_model_on_every_slice(gated):
     assert lift.value == pytest.approx(ev.overall.metrics["auc"] - ev.overall.rule["auc"])
 
 
+def test_the_majority_class_is_a_baseline_on_the_same_rows(gated):
+    cfg, columns, ev = gated
+    positives = columns[LABEL_KEY].mean()
+    majority = max(positives, 1 - positives)
+    accuracy = ev.overall.metrics["binary_accuracy"]
+    assert ev.overall.metrics["binary_accuracy_lift_over_majority"] == pytest.approx(accuracy - majority, abs=1e-6)
+    assert accuracy - majority > cfg.min_lift_over_majority["binary_accuracy"]  # so no failure of that kind
+    assert not [f for f in ev.failures if f.kind == "majority"]
+
+
+def test_a_model_no_better_than_the_majority_class_is_refused(tmp_path):
+    """A model that always says "no" on data that is mostly "no": accurate, and useless."""
+    rng = np.random.default_rng(1)
+    label = (rng.random(ROWS) < 0.2).astype(np.int64)
+    path = tmp_path / "data.tfrecord"
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        for i in range(ROWS):
+            feature = {
+                LABEL_KEY: tf.train.Feature(int64_list=tf.train.Int64List(value=[int(label[i])])),
+                "model": tf.train.Feature(float_list=tf.train.FloatList(value=[0.1 + 0.05 * rng.random()])),
+                "rule": tf.train.Feature(float_list=tf.train.FloatList(value=[0.2])),
+            }
+            writer.write(tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString())
+    cfg = EvalConfig(max_drops={}, slice_max_drops={}, slice_floors={}, min_lift_over_rule={})
+    config = eval_config(cfg, LABEL_KEY)
+    del config.model_specs[:]
+    config.model_specs.add(
+        label_keys={OUTPUT_KEY: LABEL_KEY, RULE_OUTPUT: LABEL_KEY}, prediction_keys={OUTPUT_KEY: "model", RULE_OUTPUT: "rule"}
+    )
+    tfma.run_model_analysis(eval_config=config, data_location=str(path), output_path=str(tmp_path))
+    ev = load_evaluation(str(tmp_path))
+    assert not ev.blessed
+    [failure] = ev.failures
+    assert (failure.kind, failure.slice, failure.config_key) == ("majority", "Overall", "eval.min_lift_over_majority.binary_accuracy")
+    assert failure.value == pytest.approx(0.0, abs=1e-9)  # exactly the majority class's accuracy
+    assert str(failure) == (
+        "Overall: binary_accuracy beats the majority class by +0.0000; needs +0.0100 "
+        "[eval.min_lift_over_majority.binary_accuracy]"
+    )
+
+
 def test_a_configured_slice_absent_from_the_data_refuses_the_blessing_and_says_which(gated):
     _, _, ev = gated
     [missing] = [f for f in ev.failures if f.kind == "missing"]
@@ -132,8 +178,8 @@ def test_a_configured_slice_absent_from_the_data_refuses_the_blessing_and_says_w
 
 
 def test_thresholds_exist_for_every_slice_and_the_metrics_module_imports_by_name():
-    cfg = EvalConfig()
-    config = eval_config(cfg)
+    cfg = taxi_eval()
+    config = eval_config(cfg, LABEL_KEY)
     thresholds = metric_specs.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     judged = {
         tuple(spec.feature_keys)
@@ -146,13 +192,13 @@ def test_thresholds_exist_for_every_slice_and_the_metrics_module_imports_by_name
     assert {"auc", "binary_accuracy"} <= overall
     # TFMA imports the custom metrics by module name, as the Evaluator will.
     names = {k.name for c in metric_specs.to_computations(config.metrics_specs, config) for k in c.keys}
-    assert {"judged_auc", "auc_lift_over_rule"} <= names
+    assert {"judged_auc", "auc_lift_over_rule", "binary_accuracy_lift_over_majority"} <= names
     # The rule is never held to a floor.
     assert not [key for key in thresholds if key.output_name == RULE_OUTPUT]
 
 
 def test_no_slice_thresholds_means_no_judged_metric():
-    config = eval_config(dataclasses.replace(EvalConfig(), slice_floors={}, slice_max_drops={}))
+    config = eval_config(dataclasses.replace(EvalConfig(), slice_floors={}, slice_max_drops={}), LABEL_KEY)
     assert "JudgedMetric" not in str(config)
 
 
@@ -162,6 +208,6 @@ def test_the_metric_code_is_in_the_evaluators_cache_key():
 
     from pipeline.slice_gate import source_fingerprint
 
-    configs = [json.loads(m.config) for spec in eval_config(EvalConfig()).metrics_specs for m in spec.metrics if m.module]
+    configs = [json.loads(m.config) for spec in eval_config(EvalConfig(), LABEL_KEY).metrics_specs for m in spec.metrics if m.module]
     assert configs and all(c["source"] == source_fingerprint() for c in configs)
     assert len(source_fingerprint()) == 16
