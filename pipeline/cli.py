@@ -181,7 +181,7 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "
     if summary.drift is not None:
         print_drift(summary.drift)
     if summary.evaluation is not None:
-        print_evaluation(summary.evaluation, cfg, profile)
+        print_evaluation(summary.evaluation, cfg, profile, summary.rule_feature)
     if summary.push_note:
         console.print(f"Push: {escape(summary.push_note)}")
     if summary.log_file:
@@ -237,15 +237,23 @@ def _with_source(failure: Any, cfg: "PipelineConfig", profile: str) -> str:
     return f"{text[:-1]} = {value}, set in {source}]"
 
 
-def print_evaluation(ev: "Evaluation", cfg: "PipelineConfig", profile: str = "local") -> None:
+def print_evaluation(
+    ev: "Evaluation", cfg: "PipelineConfig", profile: str = "local", rule_feature: str | None = None
+) -> None:
     """The test-split metrics, every judged slice's verdict, and the blessing with its reasons."""
     e = cfg.eval
     m = ev.overall.metrics
+    positives = m.get("mean_label")
+    majority = None if positives is None else max(positives, 1 - positives)
     console.print(
         f"Overall (test split, {ev.overall.example_count} rows): AUC {_fmt(m.get('auc'))}"
         f" (rule {_fmt(ev.overall.rule.get('auc'))}, baseline {_fmt(ev.overall.baseline.get('auc'))}),"
-        f" accuracy {_fmt(m.get('binary_accuracy'))} (rule {_fmt(ev.overall.rule.get('binary_accuracy'))})"
+        f" accuracy {_fmt(m.get('binary_accuracy'))} (rule {_fmt(ev.overall.rule.get('binary_accuracy'))},"
+        f" majority class {_fmt(majority)})"
     )
+    if rule_feature:
+        how = "chosen on the eval split" if e.rule_feature == "auto" else "eval.rule_feature"
+        console.print(f"Rule: the train split's positive rate per {rule_feature} ({how})")
     judged = ev.judged_slices(e.slice_min_examples, e.slice_min_class_examples)
     failed = ev.failed_slices()
     console.print(

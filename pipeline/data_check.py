@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 
 import tensorflow as tf
 
-from models.features import FeatureSpec, Label, load_spec
+from models.features import Dtype, FeatureSpec, Label, load_spec
 
 CSV_PATTERN = "*.csv"
 
@@ -276,3 +276,45 @@ def _read_file(
     if rows == 0:
         raise DataError(f"{path} has a header but no data rows: add data, or remove the file")
     return header, rows
+
+
+def check_spec_schema(spec: FeatureSpec, schema_file: str) -> None:
+    """Raise DataError, naming the feature and both files' words, where the spec and the schema disagree.
+
+    Every feature and label column must be in the schema with the spec's type,
+    and the label's own columns must be absent from the SERVING environment
+    when the schema has one (serving requests do not carry them).
+    """
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    try:
+        with tf.io.gfile.GFile(schema_file) as f:
+            text_format.Parse(f.read(), schema)
+    except (OSError, tf.errors.OpError, text_format.ParseError) as exc:
+        raise DataError(f"schema file {schema_file} cannot be read: {str(exc).splitlines()[0]}") from None
+    types = {f.name: f for f in schema.feature}
+    want = {Dtype.FLOAT: schema_pb2.FLOAT, Dtype.INT: schema_pb2.INT, Dtype.STRING: schema_pb2.BYTES}
+    for feature in spec.features:
+        found = types.get(feature.name)
+        if found is None:
+            raise DataError(
+                f"features.{feature.name} is not in the schema {schema_file}: add it there "
+                "(`tfxp schema update --data DIR` proposes it), or remove it from the feature spec"
+            )
+        if found.type != want[feature.dtype]:
+            raise DataError(
+                f"features.{feature.name}.dtype={feature.dtype.value} disagrees with the schema {schema_file} "
+                f"(type {schema_pb2.FeatureType.Name(found.type)}): make them agree"
+            )
+    serving = "SERVING" in schema.default_environment
+    for column in spec.label.source_columns:
+        found = types.get(column)
+        if found is None:
+            raise DataError(f"label.expr={spec.label.expr!r} reads {column!r}, which is not in the schema {schema_file}")
+        if serving and column in spec.label_only_columns and "SERVING" not in found.not_in_environment:
+            raise DataError(
+                f"label.expr={spec.label.expr!r}: the schema {schema_file} expects {column!r} when serving; "
+                f'add not_in_environment: "SERVING" to its feature (requests do not carry the label)'
+            )

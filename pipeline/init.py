@@ -161,7 +161,13 @@ def init_profile(
             if path.exists():
                 raise ValueError(f"{path} exists: choose another --out, or pass --force to overwrite it")
     label = Label(label_expr, name=_label_name(label_expr))
-    report = check_csv_dir(str(data), required=label.source_columns, missing_values=missing_values)
+    report = check_csv_dir(str(data), required=(), missing_values=missing_values)
+    for column in label.source_columns:
+        if column not in report.columns:
+            raise DataError(
+                f"label.expr={label_expr!r} reads column {column!r}, which is not in the header of "
+                f"{report.files[0]} (columns: {', '.join(report.columns)})"
+            )
     stats_list = statistics(data, missing_values=missing_values)
     stats = stats_list.datasets[0]
     rows = int(stats.num_examples)

@@ -271,3 +271,16 @@ def _failure(where: str, failure: Any, metrics: SliceMetrics | None) -> Failure:
         return Failure(where, metric, "drop", value, -threshold.change_threshold.absolute.value, baseline, key)
     key = f"eval.{'slice_floors' if sliced else 'floors'}.{metric}"
     return Failure(where, metric, "floor", value, threshold.value_threshold.lower_bound.value, config_key=key)
+
+
+def chosen_rule(model_run_uri: str) -> str | None:
+    """The feature of the rule the Trainer exported (``models.trainer.RULE_FILE``), if recorded."""
+    import json
+
+    import tensorflow as tf
+
+    path = f"{model_run_uri.rstrip('/')}/rule.json"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f).get("feature")

@@ -21,7 +21,7 @@ from pipeline.components.csv_example_gen import ROWS_WITHOUT_LABEL
 from pipeline.components.drift import DRIFT_PROPERTY
 from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
 from pipeline.config import PipelineConfig
-from pipeline.results import Evaluation, NodeResult, latest_run, load_evaluation
+from pipeline.results import Evaluation, NodeResult, chosen_rule, latest_run, load_evaluation
 from validation.history import DriftRecord, drift_record
 
 logger = logging.getLogger(__name__)
@@ -64,6 +64,7 @@ class RunSummary:
     anomalies: list[Anomaly] = dataclasses.field(default_factory=list)
     span: int | None = None
     rows_without_label: int = 0  # left out by ExampleGen: no label to train or grade on
+    rule_feature: str | None = None  # the feature of the rule graded beside the model
     drift: DriftRecord | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     evaluation: Evaluation | None = None
@@ -210,7 +211,7 @@ def run_local(
     """Check the data, run the whole pipeline with LocalDagRunner, and summarise."""
     from tfx import v1 as tfx
 
-    from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir, span_input
+    from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir, check_spec_schema, span_input
     from pipeline.pipeline import create_pipeline
 
     started = time.monotonic()
@@ -218,6 +219,7 @@ def run_local(
         pattern = CSV_PATTERN
         if cfg.data.span_pattern:
             _, pattern = span_input(cfg.data.root, cfg.data.span_pattern, cfg.data.span)
+        check_spec_schema(cfg.features, cfg.data.schema_file)
         report = check_csv_dir(
             cfg.data.root,
             partition_column=cfg.data.partition_feature,
@@ -305,6 +307,9 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
     if drift and drift.outputs.get("anomalies"):
         value = drift.output_property("anomalies", DRIFT_PROPERTY)
         summary.drift = drift_record(value) if value else None
+    trainer = nodes.get("Trainer")
+    if trainer and trainer.outputs.get("model_run"):
+        summary.rule_feature = chosen_rule(trainer.output_uri("model_run"))
     evaluator = nodes.get("Evaluator")
     if evaluator and evaluator.outputs.get("evaluation"):
         summary.evaluation = load_evaluation(evaluator.output_uri("evaluation"), evaluator)

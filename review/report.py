@@ -34,6 +34,15 @@ class ReportData:
     statistics: dict[str, Any]  # split -> DatasetFeatureStatistics
 
 
+
+def _rule_feature(configured: str, trainer: Any) -> str:
+    """The configured rule feature, and the one chosen when it is ``auto``."""
+    from pipeline.results import chosen_rule
+
+    run = next((o.uri for o in trainer.outputs if o.key == "model_run"), None)
+    chosen = chosen_rule(run) if run else None
+    return f"{configured}: {chosen}" if chosen and chosen != configured else configured
+
 def collect(cfg: PipelineConfig, run_id: str = "latest") -> ReportData:
     """Read one run back: RunNotFound (a LookupError) names the recent runs if ``run_id`` is unknown."""
     from pipeline.run import summarize_run
@@ -299,7 +308,7 @@ def _run_section(data: ReportData) -> str:
         custom = json.loads(trainer.properties.get("custom_config") or "{}")
         config_rows += [
             ["hyperparameters", f"<code>{_e(json.dumps(custom.get('hparams', {})))}</code>"],
-            ["rule feature", _e(custom.get("rule_feature", "-"))],
+            ["rule feature", _e(_rule_feature(custom.get("rule_feature", "-"), trainer))],
             ["model code fingerprint", f"<code>{_e(custom.get('code_fingerprint', '-'))}</code>"],
             ["train args", f"<code>{_e(trainer.properties.get('train_args', '-'))}</code>"],
         ]
