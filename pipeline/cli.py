@@ -465,7 +465,21 @@ def report(
     print_summary(summary, cfg, profile)
 
 
+def _quiet_tensorflow_teardown(unraisable: Any) -> None:
+    """Drop TensorFlow's own teardown noise, pass everything else to Python's hook.
+
+    Executors run in this process; TensorFlow functions that live until the
+    interpreter exits are deleted after TensorFlow's modules are gone, and each
+    prints "Exception ignored in: AtomicFunction.__del__ ... TypeError" (a
+    known TensorFlow 2.15 teardown race) below the run's summary.
+    """
+    if getattr(unraisable.object, "__qualname__", "") == "AtomicFunction.__del__":
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 def main() -> None:
+    sys.unraisablehook = _quiet_tensorflow_teardown
     app(prog_name="tfxp")
 
 
