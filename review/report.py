@@ -175,9 +175,16 @@ def _verdict_section(data: ReportData) -> str:
         ],
         numeric={1, 2, 3, 4},
     )
+    e = data.cfg.eval
+    positives = m.get("mean_label")
+    margins = [f"the rule's {k} by {v}" for k, v in sorted(e.min_lift_over_rule.items())]
+    if positives is not None and "binary_accuracy" in e.min_lift_over_majority:
+        majority = max(positives, 1 - positives)
+        margins.insert(0, f"the majority class's accuracy ({majority:.4f}) by {e.min_lift_over_majority['binary_accuracy']}")
+    relative = f" The candidate must beat {' and '.join(margins)}." if margins else ""
     return (
         f"<h2>Verdict</h2>{reasons}"
-        f"<h3>Candidate, baseline and rule</h3><p>{ev.overall.example_count} test rows.</p>{table}"
+        f"<h3>Candidate, baseline and rule</h3><p>{ev.overall.example_count} test rows.{_e(relative)}</p>{table}"
         + _figure(charts.comparison_chart(ev, data.cfg.eval), "Overall metrics; dashed: the floors.")
     )
 
