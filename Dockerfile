@@ -23,6 +23,7 @@ COPY runners/ runners/
 COPY serving/ serving/
 COPY review/ review/
 COPY validation/ validation/
+COPY monitoring/ monitoring/
 COPY schema/ schema/
 RUN python -m pip install --no-cache-dir --no-deps . \
  && python -c "import models.trainer, models.preprocessing, pipeline.pipeline, pipeline.slice_gate, pipeline.cli"

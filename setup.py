@@ -11,7 +11,7 @@ setup(
     version="0.1.0",
     description="A production-grade TFX pipeline: taxi CSV to a served, monitored model",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "models", "models.*", "runners", "runners.*", "serving", "serving.*", "review", "review.*", "validation", "validation.*"]),
+    packages=find_packages(include=["pipeline", "pipeline.*", "monitoring", "monitoring.*", "models", "models.*", "runners", "runners.*", "serving", "serving.*", "review", "review.*", "validation", "validation.*"]),
     package_data={"pipeline": ["profiles/*.yaml"], "models": ["features.yaml"], "review": ["nbextension/*/*.js"]},
     install_requires=[
         "tfx[kfp]==1.16.0",

@@ -484,11 +484,13 @@ def main() -> None:
 
 
 def _register_subcommands() -> None:
+    from monitoring.cli import monitor_command
     from review.cli import app as runs_app
     from serving.commands import register
     from validation.cli import register as register_data
 
     app.add_typer(runs_app, name="runs")
+    app.command("monitor")(monitor_command)
     register(app)
     register_data(app, schema_app)
 

@@ -353,6 +353,37 @@ class ServingConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class MonitoringConfig:
+    """``tfxp monitor``: which request log, how big a window, and the bounds on predictions.
+
+    Skew and drift thresholds are the schema's comparators; these bound the
+    served scores against the same model's scores on its eval split.
+    """
+
+    # Empty: <output_dir>/request_log (where `make demo-loop` serves with logging on).
+    request_log_dir: str = ""
+    # The window when none is given: the newest this many rows (and the same number before, for drift).
+    window_rows: int = 1000
+    # A smaller window gets no verdict: on a few hundred rows, sampling noise alone
+    # moves a many-valued feature (77 community areas) past a 0.05 threshold.
+    min_window_rows: int = 300
+    # Largest change of the mean served score from the eval split's.
+    max_prediction_mean_shift: float = 0.1
+    # Largest Jensen-Shannon divergence (bits) between the served and eval score histograms.
+    max_prediction_distance: float = 0.1
+
+    def __post_init__(self) -> None:
+        for name in ("window_rows", "min_window_rows"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                _fail(f"monitoring.{name}", value, "must be an integer >= 1")
+        for name in ("max_prediction_mean_shift", "max_prediction_distance"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+                _fail(f"monitoring.{name}", value, "must be a number in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
 class VertexConfig:
     """Vertex AI Pipelines: where and as whom the compiled pipeline runs."""
 
@@ -413,6 +444,7 @@ class PipelineConfig:
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
     serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = dataclasses.field(default_factory=MonitoringConfig)
     vertex: VertexConfig = dataclasses.field(default_factory=VertexConfig)
 
     def __post_init__(self) -> None:
@@ -472,6 +504,10 @@ class PipelineConfig:
         return self.serving.serving_dir or f"{self.output_dir.rstrip('/')}/serving_model"
 
     @property
+    def request_log_dir(self) -> str:
+        return self.monitoring.request_log_dir or f"{self.output_dir.rstrip('/')}/request_log"
+
+    @property
     def model_base_path(self) -> str:
         """The directory TF Serving watches: numeric version subdirectories."""
         return f"{self.serving_dir.rstrip('/')}/{self.serving.model_name}"
@@ -484,6 +520,7 @@ _SECTIONS: dict[str, type] = {
     "validation": ValidationConfig,
     "beam": BeamConfig,
     "serving": ServingConfig,
+    "monitoring": MonitoringConfig,
     "vertex": VertexConfig,
 }
 
@@ -570,6 +607,7 @@ def _resolve_paths(cfg: PipelineConfig) -> PipelineConfig:
             cfg.data, root=absolute(cfg.data.root), schema_file=absolute(cfg.data.schema_file)
         ),
         serving=dataclasses.replace(cfg.serving, serving_dir=absolute(cfg.serving.serving_dir)),
+        monitoring=dataclasses.replace(cfg.monitoring, request_log_dir=absolute(cfg.monitoring.request_log_dir)),
     )
 
 

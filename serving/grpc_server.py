@@ -43,7 +43,7 @@ from serving.inference import (
     regression_results,
     serialized_examples,
 )
-from serving.service import ServingCore, metadata_response, status_response
+from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
 
 logger = logging.getLogger(__name__)
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # InferenceTask.method_name values
@@ -102,6 +102,14 @@ class _Base:
                 Code.DEADLINE_EXCEEDED, "Deadline exceeded: the client's deadline passed"
             ) from None
 
+
+
+def _request_id(context: grpc.ServicerContext) -> str:
+    """The client's x-request-id metadata, or a new id; sent back as initial metadata."""
+    given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER.lower())
+    rid = request_id(given if isinstance(given, str) else None)
+    context.send_initial_metadata(((REQUEST_ID_HEADER.lower(), rid),))
+    return rid
 
 def _deadline(context: grpc.ServicerContext) -> float:
     """The client's deadline on the time.monotonic() clock (infinite when it set none)."""
@@ -203,7 +211,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             _fill_spec(response.model_spec, servable, sig.name)
             for key, value in outputs.items():
                 response.outputs[key].CopyFrom(typed_tensor_proto(value))
-            self.core.maybe_log(servable, sig, inputs, outputs)
+            self.core.maybe_log(servable, sig, inputs, outputs, request_id=_request_id(context))
             return response
 
         return self._handle("predict", request.model_spec, context, run, admit=True)
@@ -225,7 +233,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             response = classification_pb2.ClassificationResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             _fill_classifications(response.result, sig, outputs, len(examples))
-            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
+            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
         return self._handle("classify", request.model_spec, context, run, admit=True)
@@ -236,7 +244,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
             response = regression_pb2.RegressionResponse()
             _fill_spec(response.model_spec, servable, sig.name)
             _fill_regressions(response.result, sig, outputs, len(examples))
-            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
+            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
         return self._handle("regress", request.model_spec, context, run, admit=True)

@@ -3,7 +3,8 @@
 Each sampled request becomes one ``tf.Example`` per batch row in a TFRecord
 file: the input features under their own names, the outputs as
 ``output.<name>``, and ``serving.model_name``, ``serving.model_version``,
-``serving.signature_name`` and ``serving.timestamp_micros``. Read them with
+``serving.signature_name``, ``serving.timestamp_micros`` and
+``serving.request_id``. Read them with
 ``tfdv.generate_statistics_from_tfrecord(data_location="<dir>/*.tfrecord")``
 and compare with the training statistics to spot skew and drift.
 
@@ -46,6 +47,7 @@ class LogRecord:
     inputs: Mapping[str, np.ndarray]  # predict: batch-major tensors
     outputs: Mapping[str, np.ndarray]
     examples: tuple[bytes, ...] = ()  # classify/regress: the serialized examples instead of inputs
+    request_id: str = ""  # the client's X-Request-Id, or the server's: joins later ground truth to the row
 
 
 class RequestLogger:
@@ -136,6 +138,7 @@ def _examples(record: LogRecord) -> list[Any]:
         "serving.model_version": np.array([record.model_version], dtype=np.int64),
         "serving.signature_name": np.array([record.signature_name.encode()], dtype=object),
         "serving.timestamp_micros": np.array([int(record.timestamp * 1e6)], dtype=np.int64),
+        "serving.request_id": np.array([record.request_id.encode()], dtype=object),
     }
     rows = _rows(record.outputs)
     if record.examples:

@@ -40,7 +40,7 @@ from serving.inference import (
     regression_results,
 )
 from serving.metrics import CONTENT_TYPE
-from serving.service import ServingCore, metadata_response, status_response
+from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,7 @@ class _RestApi:
         if query:  # TF Serving matches its routes against the path and query together
             path = f"{path}?{query.decode('latin-1')}"
         method = request.method
+        rid = request_id(request.headers.get(REQUEST_ID_HEADER))
         api, model, version = "unknown", "", None
         status = Code.CANCELLED.name  # until the request completes one way or another
         try:
@@ -114,17 +115,21 @@ class _RestApi:
                 if verb not in ("predict", "classify", "regress"):
                     raise invalid(f"Malformed request: {method} {path}")
                 api = verb
-                version, body = await self._infer(request, api, name, requested, label)
+                version, body = await self._infer(request, api, name, requested, label, rid)
             else:
                 api = "metadata" if verb == "metadata" else "status"
                 version, body = self._describe(api, name, requested, label)
-            headers = {VERSION_HEADER: str(version)} if version is not None else None
+            headers = {VERSION_HEADER: str(version)} if version is not None else {}
+            if method == "POST":
+                headers[REQUEST_ID_HEADER] = rid
             status = "OK"
-            return Response(body, media_type=_JSON, headers=headers)
+            return Response(body, media_type=_JSON, headers=headers or None)
         except ServingError as exc:
             status = exc.code.name
-            headers = {"Connection": "close"} if exc.http_status == 413 else None
-            return _error(exc.http_status, exc.message, headers)
+            headers = {"Connection": "close"} if exc.http_status == 413 else {}
+            if method == "POST":
+                headers[REQUEST_ID_HEADER] = rid
+            return _error(exc.http_status, exc.message, headers or None)
         except Exception as exc:  # noqa: BLE001 - answer 500 and log it; never drop a request silently
             status = Code.INTERNAL.name
             logger.exception("REST %s %s failed", method, path)
@@ -155,7 +160,7 @@ class _RestApi:
         return servable.version, json.dumps(doc).encode()
 
     async def _infer(
-        self, request: Request, api: str, name: str, version: int | None, label: str | None
+        self, request: Request, api: str, name: str, version: int | None, label: str | None, rid: str = ""
     ) -> tuple[int, bytes]:
         with self.core.admission("REST"):
             deadline = time.monotonic() + self.timeout_s
@@ -175,7 +180,7 @@ class _RestApi:
                 future = self.core.submit(servable, sig, inputs, rows, deadline, inline=not large)
                 outputs = await self._wait(future, deadline)
                 out = await self._maybe_off_loop(large, lambda: codec.predict_response(outputs, columnar))
-                self.core.maybe_log(servable, sig, inputs, outputs)
+                self.core.maybe_log(servable, sig, inputs, outputs, request_id=rid)
                 return servable.version, out
             sig = (classify_signature if api == "classify" else regress_signature)(servable, sig_name)
             examples = await self._maybe_off_loop(large, lambda: codec.examples_from_json(doc))
@@ -186,7 +191,7 @@ class _RestApi:
                 out = codec.classify_response(classification_results(sig, outputs, len(examples)))
             else:
                 out = codec.regress_response(regression_results(sig, outputs, len(examples)))
-            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples))
+            self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), rid)
             return servable.version, out
 
     async def _wait(self, future: Future, deadline: float) -> Any:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from concurrent.futures import Future
 
@@ -93,12 +95,24 @@ class ServingCore:
         inputs: Mapping[str, np.ndarray],
         outputs: Mapping[str, np.ndarray],
         examples: tuple[bytes, ...] = (),
+        request_id: str = "",
     ) -> None:
         if self.request_log is None or not self.request_log.sample():
             return
         self.request_log.log(
-            LogRecord(servable.model_name, servable.version, sig.name, time.time(), inputs, outputs, examples)
+            LogRecord(
+                servable.model_name, servable.version, sig.name, time.time(), inputs, outputs, examples, request_id
+            )
         )
+
+
+REQUEST_ID_HEADER = "X-Request-Id"  # REST header; gRPC metadata key x-request-id
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+
+
+def request_id(given: str | None) -> str:
+    """The client's request id if it is a sane token, else a new one (returned to the client either way)."""
+    return given if given and _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
 
 
 # ---------------------------------------------------------------------------

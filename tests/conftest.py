@@ -19,6 +19,15 @@ import pytest
 # Keep TensorFlow's C++ start-up chatter out of the test output.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Pipelines run in the test process: drop TensorFlow's teardown tracebacks at exit, as tfxp does."""
+    import sys
+
+    from pipeline.cli import _quiet_tensorflow_teardown
+
+    sys.unraisablehook = _quiet_tensorflow_teardown
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_CSV = REPO_ROOT / "data" / "data.csv"
 FIXTURE_TRAIN_STEPS = 1000

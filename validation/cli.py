@@ -65,11 +65,11 @@ def spans(
     )
 
 
-def print_distances(rows: list[Distance], title: str) -> None:
+def print_distances(rows: list[Distance], title: str, word: str = "DRIFT") -> None:
     console.print(title)
     console.print(f"  {'feature':<26} {'comparator':<10} {'distance':>9} {'threshold':>9}  verdict")
     for d in rows:
-        verdict = "[red]DRIFT[/]" if d.exceeded else "[green]ok[/]"
+        verdict = f"[red]{word}[/]" if d.exceeded else "[green]ok[/]"
         console.print(
             f"  {d.feature:<26} {d.comparator:<10} {d.distance:>9.4f} {d.threshold:>9.4f}  {verdict}"
         )
