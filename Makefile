@@ -28,7 +28,7 @@ echo "Install one (pyenv install 3.10, or your OS's python3.10), or run: make PY
 exit 1
 endef
 
-.PHONY: demo demo-spans test bench bench-serving notebook setup clean
+.PHONY: demo demo-spans demo-loop test bench bench-serving notebook setup clean
 
 setup: $(STAMP)
 
@@ -71,6 +71,13 @@ notebook: $(STAMP)
 
 clean:
 	rm -rf outputs .pytest_cache data/spans
+
+# The production loop: train on span 1, serve with request logging, replay normal
+# then shifted rides, monitor (fare flagged), retrain on span 2 through the same
+# gates, and watch the server move to the new version. Outputs under outputs/loop/.
+demo-loop: $(STAMP)
+	rm -rf outputs/loop
+	$(BIN)/python -m monitoring.demo
 
 # Benchmarks write JSON under outputs/bench/ (not timed tests: this machine is noisy).
 bench: $(STAMP)

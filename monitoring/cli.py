@@ -27,6 +27,11 @@ def monitor_command(
     metrics_file: Optional[Path] = typer.Option(
         None, "--metrics-file", help="Also write Prometheus gauges here (node-exporter textfile format)."
     ),
+    retrain: bool = typer.Option(False, "--retrain", help="On an alert, run the pipeline (same gates) on the newest span."),
+    feedback: Optional[Path] = typer.Option(
+        None, "--feedback", help="With --retrain: CSV of request_id and the label's columns; the window becomes a new span."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="With --retrain: decide and say what would run; run nothing."),
 ) -> None:
     """Skew against training, drift against the previous window, and the served scores, for one window of the request log.
 
@@ -64,7 +69,43 @@ def monitor_command(
     else:
         print_result(result)
         console.print(f"History: {history}")
-    raise typer.Exit(result.exit_code)
+    if not retrain:
+        raise typer.Exit(result.exit_code)
+    raise typer.Exit(_retrain(cfg, profile, result, feedback, dry_run))
+
+
+def _retrain(cfg: object, profile: str, result: object, feedback: Optional[Path], dry_run: bool) -> int:
+    """Decide, retrain if needed, print what happened; the exit code: the run's if it did not succeed."""
+    from monitoring.retrain import decide_and_retrain
+    from pipeline.cli import _ProgressLines, print_summary
+    from pipeline.data_check import DataError
+
+    progress = _ProgressLines(console)
+    try:
+        decision, summary = decide_and_retrain(
+            cfg, result, result.window, feedback.resolve() if feedback else None, dry_run, on_progress=progress  # type: ignore[arg-type, attr-defined]
+        )
+    except DataError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        return 4
+    finally:
+        progress.close()
+    if not decision.triggered:
+        console.print(f"Retrain: no ({escape(decision.reasons[0])})")
+        return result.exit_code  # type: ignore[attr-defined]
+    console.print(f"Retrain: yes, {len(decision.reasons)} reason(s); span {decision.span if decision.span is not None else '(the data root)'}")
+    if decision.feedback is not None:
+        fb = decision.feedback
+        console.print(
+            f"  feedback span {fb.span}: {fb.rows} rows written to {fb.path}; {fb.without_label} logged rows without "
+            f"feedback left out; {fb.unknown_ids} unknown request ids and {fb.duplicates} duplicates ignored"
+        )
+    if decision.submitted is not None:
+        console.print_json(json.dumps(decision.submitted))
+    if summary is not None:
+        print_summary(summary, cfg, profile)  # type: ignore[arg-type]
+        return summary.exit_code or result.exit_code  # type: ignore[attr-defined]
+    return result.exit_code  # type: ignore[attr-defined]
 
 
 def print_result(result: object) -> None:

@@ -89,6 +89,7 @@ class MonitorResult:
     predictions: list[PredictionShift]
     notes: list[str]
     min_rows: int
+    window: list[LoggedRow] = dataclasses.field(default_factory=list, repr=False)  # the judged rows (not serialized)
 
     @property
     def alerts(self) -> list[str]:
@@ -180,7 +181,7 @@ def monitor(
                 start=current[0].timestamp, end=current[-1].timestamp, versions=versions, min_rows=m.min_window_rows)
     if len(current) < m.min_window_rows:
         notes.append(f"{len(current)} rows in the window, fewer than monitoring.min_window_rows={m.min_window_rows}: no verdict")
-        return MonitorResult(str(log_dir), skew=[], drift=None, predictions=[], notes=notes, **base)
+        return MonitorResult(str(log_dir), skew=[], drift=None, predictions=[], notes=notes, window=current, **base)
     schema = read_schema(cfg.data.schema_file)
     names = [f.name for f in schema.feature if "SERVING" not in f.not_in_environment]
     skew: list[VersionSkew] = []
@@ -208,7 +209,9 @@ def monitor(
         drift = distances(window_values(windows.previous), window_values(current), schema, "drift")
     else:
         notes.append(f"the previous window has {len(windows.previous)} rows, fewer than monitoring.min_window_rows: no drift computed")
-    return MonitorResult(str(log_dir), skew=skew, drift=drift, predictions=predictions, notes=notes, **base)
+    return MonitorResult(
+        str(log_dir), skew=skew, drift=drift, predictions=predictions, notes=notes, window=current, **base
+    )
 
 
 def _prediction_shift(version: int, rows: list[LoggedRow], trained: Trained, m: Any) -> PredictionShift:
