@@ -232,8 +232,15 @@ def _iso(seconds: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
 
 
+def monitoring_dir(cfg: PipelineConfig) -> Path:
+    """Where the history and the decisions are kept: a local directory even for a cloud profile."""
+    from pipeline.config import PROJECT_ROOT
+
+    return Path(cfg.output_dir) / "monitoring" if cfg.is_local else PROJECT_ROOT / "outputs" / "monitoring" / cfg.name
+
+
 def history_path(cfg: PipelineConfig) -> Path:
-    return Path(cfg.output_dir) / "monitoring" / "history.jsonl"
+    return monitoring_dir(cfg) / "history.jsonl"
 
 
 def append_history(cfg: PipelineConfig, result: MonitorResult) -> Path:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from monitoring.monitor import MonitorResult
+from monitoring.monitor import MonitorResult, monitoring_dir
 from monitoring.window import LoggedRow
 from pipeline.config import PipelineConfig
 from pipeline.data_check import DataError, find_spans
@@ -175,7 +175,7 @@ def _submit_vertex(cfg: PipelineConfig, dry_run: bool) -> dict[str, Any]:
 
 
 def _record(cfg: PipelineConfig, decision: Decision) -> Path:
-    path = Path(cfg.output_dir) / "monitoring" / "decisions.jsonl"
+    path = monitoring_dir(cfg) / "decisions.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         f.write(json.dumps({"decided_at": time.time(), **decision.to_dict()}) + "\n")

@@ -149,3 +149,20 @@ def test_a_small_window_gets_no_verdict_and_no_log_is_one_line(served_traffic, t
     assert result.exit_code == 6 and "fewer than monitoring.min_window_rows=300: no verdict" in " ".join(result.output.split())
     result = CliRunner().invoke(app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(tmp_path)])
     assert result.exit_code == 4 and "holds no request log" in result.output
+
+
+def test_rows_of_a_version_ml_metadata_does_not_know_get_no_skew(served_traffic, tmp_path):
+    import tensorflow as tf
+
+    with tf.io.TFRecordWriter(str(tmp_path / "requests-other.tfrecord")) as w:
+        for r in tf.data.TFRecordDataset([str(p) for p in sorted(served_traffic["log_dir"].glob("requests-*"))]):
+            ex = tf.train.Example.FromString(r.numpy())
+            ex.features.feature["serving.model_version"].int64_list.value[:] = [42]
+            w.write(ex.SerializeToString())
+    result = CliRunner().invoke(
+        app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(tmp_path), "--json"]
+    )
+    data = json.loads(result.output)
+    [skew] = data["skew"]
+    assert skew["version"] == 42 and skew["features"] == []
+    assert "version 42 is not in ML Metadata" in skew["note"] and "no skew computed" in skew["note"]
