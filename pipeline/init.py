@@ -26,7 +26,7 @@ import yaml
 
 from models.features import Dtype, Feature, FeatureSpec, Kind, Label
 from pipeline.config import MISSING_VALUES, from_dict
-from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir
+from pipeline.data_check import DataError, check_csv_dir
 
 SLICE_MAX_VALUES = 10  # a categorical with at most this many values is a slice key
 ID_SHARE = 0.5  # a string or integer column whose distinct values exceed this share of rows is an ID
