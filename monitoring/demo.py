@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import PROJECT_ROOT, PipelineConfig, load_config
+from pipeline.data_check import is_number
 
 BATCH = 1000  # rides per replayed batch (bounded)
 REQUEST_ROWS = 50  # rides per request
@@ -51,7 +52,7 @@ def split_spans(source: Path, root: Path, seed: int = 0) -> tuple[list[str], lis
         header, rows = next(reader), list(reader)
     extremes: set[int] = set()
     for column in range(len(header)):
-        numbers = [(float(r[column]), i) for i, r in enumerate(rows) if _is_number(r[column])]
+        numbers = [(float(r[column]), i) for i, r in enumerate(rows) if is_number(r[column])]
         if len(numbers) == sum(1 for r in rows if r[column]):  # a numeric column
             extremes |= {min(numbers)[1], max(numbers)[1]} if numbers else set()
     rest = [r for i, r in enumerate(rows) if i not in extremes]
@@ -69,22 +70,15 @@ def split_spans(source: Path, root: Path, seed: int = 0) -> tuple[list[str], lis
     return header, rest[half:]
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
-def _instances(cfg: PipelineConfig, header: list[str], rows: list[list[str]], fare_factor: float) -> list[dict]:
+def serving_instances(spec: Any, header: list[str], rows: list[list[str]], fare_factor: float = 1.0) -> list[dict]:
+    """CSV rows as serving_default instances (a missing cell: NaN, "" or 0), fares scaled by ``fare_factor``."""
     from models.features import Dtype
 
     out = []
     for row in rows:
         record = dict(zip(header, row))
         instance: dict[str, Any] = {}
-        for f in cfg.features.features:
+        for f in spec.features:
             cell = record[f.name]
             if f.dtype is Dtype.FLOAT:
                 instance[f.name] = (float(cell) if cell else math.nan) * (fare_factor if f.name == "fare" else 1)
@@ -145,8 +139,8 @@ def run_loop(out: Path = OUT) -> dict[str, Any]:
         print(f"REST on {server.rest_url}, request log in {log_dir}")
         sample = random.Random(1).sample(span2, 2 * BATCH)
         _say(f"3. Replay {BATCH} rides of span 2, then {BATCH} with fares tripled")
-        before = replay(server.rest_url, _instances(cfg, header, sample[:BATCH], 1.0))
-        replay(server.rest_url, _instances(cfg, header, sample[BATCH:], 3.0))
+        before = replay(server.rest_url, serving_instances(cfg.features, header, sample[:BATCH], 1.0))
+        replay(server.rest_url, serving_instances(cfg.features, header, sample[BATCH:], 3.0))
         server.core.request_log.flush()
         print(f"answered by version(s) {sorted(before)}")
         _say("4. Monitor the newest window")
@@ -159,7 +153,7 @@ def run_loop(out: Path = OUT) -> dict[str, Any]:
         if summary is not None:
             print_summary(summary, cfg, "spans")
         _say("6. The server moves to the new version while requests keep coming")
-        moved = _watch_swap(server.rest_url, _instances(cfg, header, sample[:REQUEST_ROWS], 1.0), before)
+        moved = _watch_swap(server.rest_url, serving_instances(cfg.features, header, sample[:REQUEST_ROWS], 1.0), before)
         print(f"versions answering: {moved['versions']}; {moved['requests']} requests, {moved['failed']} failed")
     finally:
         server.stop()

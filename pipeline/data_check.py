@@ -162,7 +162,7 @@ class _LabelValues:
                 f"{root}: {field}: column {label.column!r} is empty (or missing) on every row, so no row has "
                 "a label; fill it in, or declare the label on another column"
             )
-        numbers = all(_is_number(v) for v in seen)
+        numbers = all(is_number(v) for v in seen)
         if label.bare and not (numbers and {float(v) for v in seen} <= {0.0, 1.0}):
             how = "has two values" if len(seen) == 2 else f"has {len(seen)}{'+' if len(seen) >= self.LIMIT else ''} values"
             example = sorted(seen)[-1]
@@ -176,16 +176,16 @@ class _LabelValues:
                 "name one of its values"
             )
         if not isinstance(label.value, str) and not numbers:
-            text = next(v for v in sorted(seen) if not _is_number(v))
+            text = next(v for v in sorted(seen) if not is_number(v))
             raise DataError(
                 f"{root}: {field} compares {label.column!r} with a number, but it holds text such as {text!r}; "
                 f"compare it with a value instead, e.g. label: {label.column} == {text}"
             )
-        if label.times and not all(_is_number(v) for v in self.values[label.times]):
+        if label.times and not all(is_number(v) for v in self.values[label.times]):
             raise DataError(f"{root}: {field}: column {label.times!r} must hold numbers to multiply")
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
     try:
         float(text)
     except ValueError:

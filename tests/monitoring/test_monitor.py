@@ -4,39 +4,20 @@ batch and then a shifted one over REST on loopback, and `tfxp monitor` must flag
 from __future__ import annotations
 
 import json
-import math
 import random
 import urllib.request
 
 import pytest
 from typer.testing import CliRunner
 
+from models.features import load_spec
+from monitoring.demo import serving_instances
 from pipeline.cli import app
 from tests.conftest import read_rows
 
 pytestmark = pytest.mark.e2e
 
 BATCH = 1000  # rows per batch: bounded; sent 50 rows a request. Fewer would make a 77-valued feature drift by sampling noise alone
-
-
-def _instances(rows: list[list[str]], header: list[str], fare_factor: float = 1.0) -> list[dict]:
-    from models.features import Dtype, load_spec
-
-    out = []
-    for row in rows:
-        record = dict(zip(header, row))
-        instance = {}
-        for f in load_spec().features:
-            cell = record[f.name]
-            if f.dtype is Dtype.FLOAT:
-                value = float(cell) if cell else math.nan
-                instance[f.name] = value * fare_factor if f.name == "fare" else value
-            elif f.dtype is Dtype.INT:
-                instance[f.name] = int(float(cell)) if cell else 0
-            else:
-                instance[f.name] = cell
-        out.append(instance)
-    return out
 
 
 def _send(url: str, instances: list[dict], request_id: str = "") -> list[str]:
@@ -70,8 +51,8 @@ def served_traffic(trained_run, tmp_path_factory):
     try:
         # Random rides: the file is ordered, so a run of consecutive rows is itself skewed.
         sample = random.Random(0).sample(rows, 2 * BATCH)
-        normal_ids = _send(handle.rest_url, _instances(sample[:BATCH], header), "normal")
-        shifted_ids = _send(handle.rest_url, _instances(sample[BATCH:], header, fare_factor=3.0))
+        normal_ids = _send(handle.rest_url, serving_instances(load_spec(), header, sample[:BATCH]), "normal")
+        shifted_ids = _send(handle.rest_url, serving_instances(load_spec(), header, sample[BATCH:], fare_factor=3.0))
         handle.core.request_log.flush()
     finally:
         handle.stop()
