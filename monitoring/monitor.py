@@ -126,21 +126,24 @@ class MonitorResult:
         }
 
 
-def _reference_values(trained: Trained, names: Sequence[str]) -> dict[str, list[Any]]:
-    """The training data's values (its train split, up to REFERENCE_ROWS rows)."""
+def _split_records(trained: Trained, split: str, limit: int) -> list[bytes]:
+    """Up to ``limit`` serialized examples of one split of the version's training Examples."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(trained.examples_uri, "Split-train", "*")))
-    records = (r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(REFERENCE_ROWS))
-    return values_by_feature(records, names)
+    files = sorted(glob.glob(os.path.join(trained.examples_uri, f"Split-{split}", "*")))
+    return [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(limit)]
+
+
+def _reference_values(trained: Trained, names: Sequence[str]) -> dict[str, list[Any]]:
+    """The training data's values (its train split, up to REFERENCE_ROWS rows)."""
+    return values_by_feature(_split_records(trained, "train", REFERENCE_ROWS), names)
 
 
 def _eval_scores(trained: Trained) -> np.ndarray:
     """The served model's scores on (up to EVAL_ROWS of) its own eval split."""
     import tensorflow as tf
 
-    files = sorted(glob.glob(os.path.join(trained.examples_uri, "Split-eval", "*")))
-    records = [r.numpy() for r in tf.data.TFRecordDataset(files, compression_type="GZIP").take(EVAL_ROWS)]
+    records = _split_records(trained, "eval", EVAL_ROWS)
     model = tf.saved_model.load(os.path.join(trained.model_uri, "Format-Serving"))
     scores = model.signatures["serving_tf_example"](examples=tf.constant(records))["probabilities"]
     return np.asarray(scores).reshape(-1)

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Sequence
 
 from pipeline.data_check import DataError
+from validation.stats import SERVER_PREFIXES
 
 FILE_GLOB = "requests-*.tfrecord"
-SERVER_PREFIXES = ("output.", "serving.")
 PREDICTION = "output.probabilities"
 
 

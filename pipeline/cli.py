@@ -243,13 +243,11 @@ def print_evaluation(
     """The test-split metrics, every judged slice's verdict, and the blessing with its reasons."""
     e = cfg.eval
     m = ev.overall.metrics
-    positives = m.get("mean_label")
-    majority = None if positives is None else max(positives, 1 - positives)
     console.print(
         f"Overall (test split, {ev.overall.example_count} rows): AUC {_fmt(m.get('auc'))}"
         f" (rule {_fmt(ev.overall.rule.get('auc'))}, baseline {_fmt(ev.overall.baseline.get('auc'))}),"
         f" accuracy {_fmt(m.get('binary_accuracy'))} (rule {_fmt(ev.overall.rule.get('binary_accuracy'))},"
-        f" majority class {_fmt(majority)})"
+        f" majority class {_fmt(ev.overall.majority_accuracy)})"
     )
     if rule_feature:
         how = "chosen on the eval split" if e.rule_feature == "auto" else "eval.rule_feature"

@@ -285,15 +285,11 @@ def check_spec_schema(spec: FeatureSpec, schema_file: str) -> None:
     and the label's own columns must be absent from the SERVING environment
     when the schema has one (serving requests do not carry them).
     """
-    from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
-    schema = schema_pb2.Schema()
-    try:
-        with tf.io.gfile.GFile(schema_file) as f:
-            text_format.Parse(f.read(), schema)
-    except (OSError, tf.errors.OpError, text_format.ParseError) as exc:
-        raise DataError(f"schema file {schema_file} cannot be read: {str(exc).splitlines()[0]}") from None
+    from validation.drift import read_schema  # here: validation imports this module
+
+    schema = read_schema(schema_file)  # DataError naming the file when it cannot be read
     types = {f.name: f for f in schema.feature}
     want = {Dtype.FLOAT: schema_pb2.FLOAT, Dtype.INT: schema_pb2.INT, Dtype.STRING: schema_pb2.BYTES}
     for feature in spec.features:

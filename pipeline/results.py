@@ -58,6 +58,12 @@ class SliceMetrics:
         return int(self.metrics.get("example_count", 0))
 
     @property
+    def majority_accuracy(self) -> float | None:
+        """The accuracy of always predicting the slice's commoner label (the LiftOverMajority baseline)."""
+        share = self.metrics.get("mean_label")
+        return None if share is None else max(share, 1.0 - share)
+
+    @property
     def positives(self) -> int:
         return round(self.metrics.get("mean_label", 0.0) * self.example_count)
 

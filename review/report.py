@@ -176,10 +176,9 @@ def _verdict_section(data: ReportData) -> str:
         numeric={1, 2, 3, 4},
     )
     e = data.cfg.eval
-    positives = m.get("mean_label")
     margins = [f"the rule's {k} by {v}" for k, v in sorted(e.min_lift_over_rule.items())]
-    if positives is not None and "binary_accuracy" in e.min_lift_over_majority:
-        majority = max(positives, 1 - positives)
+    majority = ev.overall.majority_accuracy
+    if majority is not None and "binary_accuracy" in e.min_lift_over_majority:
         margins.insert(0, f"the majority class's accuracy ({majority:.4f}) by {e.min_lift_over_majority['binary_accuracy']}")
     relative = f" The candidate must beat {' and '.join(margins)}." if margins else ""
     return (
