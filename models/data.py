@@ -1,42 +1,80 @@
-"""The input function: raw TFRecords through the Transform graph to batched (features, label).
+"""The Trainer's data: raw TFRecords through the Transform graph, once, then batches from memory.
 
 The Trainer reads raw examples (every span of its window) and applies the
-Transform graph here, the same graph the serving signatures attach.
+Transform graph here, the same graph the serving signatures attach. Each split
+goes through the graph once (``transformed_split``); the rule, the training
+steps and the validation steps all read those arrays, so no row is parsed or
+transformed twice. In memory, a transformed taxi row is about 100 bytes:
+a million rows take about 100 MB.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from typing import Any, Iterator
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_transform as tft
 from tfx import v1 as tfx
 from tfx_bsl.public import tfxio
 
+# Rows per batch of the one pass through the Transform graph.
+TRANSFORM_BATCH = 4096
 
 
-def input_fn(
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One split's transformed features and labels, as arrays of one row each."""
+
+    features: dict[str, np.ndarray]
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def batches(self, size: int = TRANSFORM_BATCH) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        for start in range(0, len(self), size):
+            stop = start + size
+            yield {k: v[start:stop] for k, v in self.features.items()}, self.labels[start:stop]
+
+    def dataset(self, batch_size: int, seed: int | None = None) -> tf.data.Dataset:
+        """Batches repeated forever, reshuffled on every pass when ``seed`` is given.
+
+        Row indices are shuffled and batched, then each batch gathers its rows:
+        ten times cheaper than shuffling rows one by one (docs/performance.md).
+        """
+        features = {k: tf.constant(v) for k, v in self.features.items()}
+        labels = tf.constant(self.labels)
+        rows = tf.data.Dataset.range(len(self))
+        if seed is not None:
+            rows = rows.shuffle(len(self), seed=seed, reshuffle_each_iteration=True)
+
+        def gather(index: tf.Tensor) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
+            return {k: tf.gather(v, index) for k, v in features.items()}, tf.gather(labels, index)
+
+        return rows.repeat().batch(batch_size).map(gather).prefetch(tf.data.AUTOTUNE)
+
+
+def transformed_split(
     file_pattern: list[str],
     data_accessor: tfx.components.DataAccessor,
     tf_transform_output: tft.TFTransformOutput,
     label_key: str,
-    batch_size: int,
-    seed: int | None = None,
-    once: bool = False,
-) -> tf.data.Dataset:
-    """Batches of transformed features and the label: repeated forever, or one pass in order."""
-    options = (
-        tfxio.TensorFlowDatasetOptions(batch_size=batch_size, num_epochs=1, shuffle=False)
-        if once
-        else tfxio.TensorFlowDatasetOptions(batch_size=batch_size, shuffle_seed=seed)
-    )
+) -> Split:
+    """Every row of ``file_pattern`` through the Transform graph, in file order."""
+    options = tfxio.TensorFlowDatasetOptions(batch_size=TRANSFORM_BATCH, num_epochs=1, shuffle=False)
     raw = data_accessor.tf_dataset_factory(file_pattern, options, tf_transform_output.raw_metadata.schema)
     layer = tf_transform_output.transform_features_layer()
 
-    def transform(features: dict[str, Any]) -> tuple[dict[str, tf.Tensor], tf.Tensor]:
-        transformed = layer(features)
-        label = transformed.pop(label_key)
-        return transformed, label
+    def transform(features: dict[str, Any]) -> dict[str, tf.Tensor]:
+        return layer(features)
 
-    dataset = raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset if once else dataset.repeat()
+    features: dict[str, list[np.ndarray]] = {}
+    for batch in raw.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE):
+        for name, tensor in batch.items():
+            features.setdefault(name, []).append(tensor.numpy())
+    if not features:
+        raise ValueError(f"no examples in {file_pattern}")
+    arrays = {name: np.concatenate(parts) for name, parts in features.items()}
+    return Split(arrays, arrays.pop(label_key))

@@ -7,6 +7,7 @@ from typing import Any
 import tensorflow as tf
 import tensorflow_transform as tft
 
+from models.autograph import skip_library_code
 from models.features import OOV_BUCKETS, Feature, Kind, Label, from_custom_config
 
 
@@ -84,6 +85,7 @@ def preprocessing_fn(
     At serving time the label's columns are absent; the TFT layer then prunes
     the label output and computes the rest.
     """
+    skip_library_code()
     spec = from_custom_config(custom_config)
     outputs: dict[str, tf.Tensor] = {}
     for f in spec.features:

@@ -52,6 +52,12 @@ METRIC_CLASSES = {
     "mean_prediction": "MeanPrediction",
 }
 PLOT_CLASSES = ("CalibrationPlot", "ConfusionMatrixPlot")
+# AUC and AUC-PR from 1,000 thresholds rather than TFMA's 10,000: each slice,
+# model and output rebins its histogram once per threshold, in Python, and the
+# 10,000 cost the Evaluator more than all its other metrics together. The AUC
+# moves by under 1e-4 (docs/performance.md).
+AUC_THRESHOLDS = 1000
+THRESHOLD_METRICS = ("auc", "auc_precision_recall")
 # The value JudgedMetric reports on slices too small to judge.
 NOT_JUDGED = 1.0
 # TFX names the two models of an evaluation "candidate" and "baseline".
@@ -69,6 +75,16 @@ def lift_name(metric: str) -> str:
     return f"{metric}{LIFT_SUFFIX}"
 
 
+def metric_args(metric: str) -> dict[str, Any]:
+    """Constructor arguments of a standard TFMA metric, by the name it reports."""
+    return {"num_thresholds": AUC_THRESHOLDS} if metric in THRESHOLD_METRICS else {}
+
+
+def metric_config(metric: str, **fields: Any) -> tfma.MetricConfig:
+    args = metric_args(metric)
+    return tfma.MetricConfig(class_name=METRIC_CLASSES[metric], config=json.dumps(args) if args else "", **fields)
+
+
 def _key(name: str, model_name: str, output_name: str, example_weighted: bool) -> metric_types.MetricKey:
     return metric_types.MetricKey(
         name=name, model_name=model_name, output_name=output_name, example_weighted=example_weighted
@@ -80,7 +96,7 @@ def _base(
 ) -> tuple[list[Any], metric_types.MetricKey]:
     """The computations of a standard TFMA metric, and the key its value lands under."""
     cls = metric_types.registered_metrics()[METRIC_CLASSES[metric]]
-    computations = cls().computations(
+    computations = cls(**metric_args(metric)).computations(
         eval_config=eval_config,
         model_names=[model_name],
         output_names=[output_name],
@@ -251,9 +267,8 @@ def eval_config(cfg: EvalConfig, label_key: str) -> tfma.EvalConfig:
     for metric in sorted(set(cfg.floors) | set(cfg.max_drops)):
         threshold = _threshold(cfg.floors.get(metric), cfg.max_drops.get(metric))
         gate.append(
-            tfma.MetricConfig(
-                class_name=METRIC_CLASSES[metric],
-                per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=overall, threshold=threshold)],
+            metric_config(
+                metric, per_slice_thresholds=[tfma.PerSliceMetricThreshold(slicing_specs=overall, threshold=threshold)]
             )
         )
     for metric in sorted(set(cfg.slice_floors) | set(cfg.slice_max_drops)):
@@ -293,10 +308,9 @@ def eval_config(cfg: EvalConfig, label_key: str) -> tfma.EvalConfig:
         options=tfma.Options(include_default_metrics={"value": False}),
         metrics_specs=[
             # Shown for model and rule alike; decides nothing.
-            tfma.MetricsSpec(
-                output_names=[OUTPUT_KEY, RULE_OUTPUT],
-                metrics=[tfma.MetricConfig(class_name=c) for c in [*METRIC_CLASSES.values(), *PLOT_CLASSES]],
-            ),
+            tfma.MetricsSpec(output_names=[OUTPUT_KEY, RULE_OUTPUT], metrics=[metric_config(m) for m in METRIC_CLASSES]),
+            # Plots of the model's output (the review shows no plot of the rule's).
+            tfma.MetricsSpec(output_names=[OUTPUT_KEY], metrics=[tfma.MetricConfig(class_name=c) for c in PLOT_CLASSES]),
             # The gate: the model's output only (the rule is never held to a floor).
             tfma.MetricsSpec(output_names=[OUTPUT_KEY], metrics=gate),
         ],
