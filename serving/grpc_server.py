@@ -16,8 +16,6 @@ from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
-from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -30,20 +28,19 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from serving.classify_regress import classify_signature, example_inputs, regress_signature, serialized_examples
 from serving.config import specs_from_proto
 from serving.errors import Code, ServingError, invalid
-from serving.inference import (
-    DEFAULT_SIGNATURE,
-    check_predict_inputs,
-    classification_results,
-    classify_signature,
-    example_inputs,
-    output_filter,
-    regress_signature,
-    regression_results,
-    serialized_examples,
+from serving.grpc_codec import (
+    fill_classifications,
+    fill_model_spec,
+    fill_regressions,
+    request_tensors,
+    typed_tensor_proto,
 )
+from serving.predict import check_predict_inputs, output_filter
 from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
+from serving.signatures import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # InferenceTask.method_name values
@@ -103,7 +100,6 @@ class _Base:
             ) from None
 
 
-
 def _request_id(context: grpc.ServicerContext) -> str:
     """The client's x-request-id metadata, or a new id; sent back as initial metadata."""
     given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER.lower())
@@ -111,81 +107,15 @@ def _request_id(context: grpc.ServicerContext) -> str:
     context.send_initial_metadata(((REQUEST_ID_HEADER.lower(), rid),))
     return rid
 
+
 def _deadline(context: grpc.ServicerContext) -> float:
     """The client's deadline on the time.monotonic() clock (infinite when it set none)."""
     remaining = context.time_remaining()
     return math.inf if remaining is None else time.monotonic() + remaining
 
 
-# TensorProto's typed value field per dtype, as Tensor::AsProtoField fills them.
-_VALUE_FIELDS = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_HALF: "half_val",
-    types_pb2.DT_BFLOAT16: "half_val",
-    types_pb2.DT_COMPLEX64: "scomplex_val",
-    types_pb2.DT_COMPLEX128: "dcomplex_val",
-}
-
-
-def typed_tensor_proto(value: np.ndarray) -> Any:
-    """A TensorProto with the values in its typed field (``float_val``, ...), as TF Serving answers.
-
-    TF Serving writes outputs with Tensor::AsProtoField, so clients that read
-    ``outputs["y"].float_val`` see the values; ``tf.make_tensor_proto`` would put
-    them in ``tensor_content`` bytes instead (``tf.make_ndarray`` reads either).
-    """
-    import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2
-
-    arr = np.asarray(value)
-    dtype = tf.dtypes.as_dtype(arr.dtype).as_datatype_enum if arr.dtype.kind != "O" else None
-    field = _VALUE_FIELDS.get(dtype) if dtype is not None else None
-    if field is None:
-        return tf.make_tensor_proto(arr)  # strings: string_val already
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tf.TensorShape(arr.shape).as_proto())
-    flat = arr.ravel()
-    if field == "half_val":
-        values = flat.view(np.uint16).tolist()  # the bit patterns, as TF stores them
-    elif field in ("scomplex_val", "dcomplex_val"):
-        values = np.column_stack([flat.real, flat.imag]).ravel().tolist()
-    else:
-        values = flat.tolist()
-    getattr(proto, field).extend(values)
-    return proto
-
-
-def _fill_classifications(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
-    for classes in classification_results(sig, outputs, num_examples):
-        entry = result.classifications.add()
-        for label, score in classes:
-            entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
-
-
-def _fill_regressions(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
-    for value in regression_results(sig, outputs, num_examples):
-        result.regressions.add(value=value)
-
-
-def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
-    out.name = servable.model_name
-    out.version.value = servable.version
-    out.signature_name = signature_name
-
-
 class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        import tensorflow as tf
-
         def run(box: list[int | None]) -> Any:
             servable = self._resolve(request.model_spec, box)
             try:
@@ -196,19 +126,14 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                     Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found. {exc.message}'
                 ) from None
             wanted = output_filter(sig, request.output_filter)
-            inputs = {}
-            for key, proto in request.inputs.items():
-                try:
-                    inputs[key] = tf.make_ndarray(proto)
-                except (TypeError, ValueError) as exc:
-                    raise invalid(f"input {key!r}: malformed TensorProto: {exc}") from exc
+            inputs = request_tensors(request.inputs)
             rows = check_predict_inputs(sig, inputs)
             deadline = _deadline(context)
             outputs = self._run(servable, sig, inputs, rows, deadline)
             if wanted:
                 outputs = {k: outputs[k] for k in wanted}
             response = predict_pb2.PredictResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
+            fill_model_spec(response.model_spec, servable, sig.name)
             for key, value in outputs.items():
                 response.outputs[key].CopyFrom(typed_tensor_proto(value))
             self.core.maybe_log(servable, sig, inputs, outputs, request_id=_request_id(context))
@@ -231,8 +156,8 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         def run(box: list[int | None]) -> Any:
             servable, sig, examples, outputs = self._run_examples(request, context, box, classify_signature)
             response = classification_pb2.ClassificationResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
-            _fill_classifications(response.result, sig, outputs, len(examples))
+            fill_model_spec(response.model_spec, servable, sig.name)
+            fill_classifications(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
@@ -242,8 +167,8 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         def run(box: list[int | None]) -> Any:
             servable, sig, examples, outputs = self._run_examples(request, context, box, regress_signature)
             response = regression_pb2.RegressionResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
-            _fill_regressions(response.result, sig, outputs, len(examples))
+            fill_model_spec(response.model_spec, servable, sig.name)
+            fill_regressions(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
@@ -287,11 +212,11 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                 outputs = self._run(servable, sig, example_inputs(sig, examples), len(examples), deadline)
                 result = response.results.add()
                 result.model_spec.CopyFrom(task.model_spec)
-                _fill_spec(result.model_spec, servable, sig.name)
+                fill_model_spec(result.model_spec, servable, sig.name)
                 if task.method_name == CLASSIFY_METHOD:
-                    _fill_classifications(result.classification_result, sig, outputs, len(examples))
+                    fill_classifications(result.classification_result, sig, outputs, len(examples))
                 else:
-                    _fill_regressions(result.regression_result, sig, outputs, len(examples))
+                    fill_regressions(result.regression_result, sig, outputs, len(examples))
             return response
 
         return self._handle("multi_inference", first, context, run, admit=True)

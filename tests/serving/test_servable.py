@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from serving.errors import ServingError
-from serving.inference import check_predict_inputs, load_servable, shape_mismatch
+from serving.loading import load_servable
+from serving.predict import check_predict_inputs, shape_mismatch
 
 
 def test_the_flat_call_matches_the_public_signature_call(tiny_model_dir: Path) -> None:
@@ -28,9 +29,9 @@ def test_the_flat_call_matches_the_public_signature_call(tiny_model_dir: Path) -
         ("sleep", {"micros": np.array(7, np.int64)}),
     ]:
         sig = tiny.signature(name)
-        assert sig.flat_inputs is not None, name
+        assert sig.run.flat_inputs is not None, name
         fast = tiny.call(sig, inputs)
-        public = tiny.call(dataclasses.replace(sig, flat_inputs=None), inputs)
+        public = tiny.call(dataclasses.replace(sig, run=dataclasses.replace(sig.run, flat_inputs=None)), inputs)
         assert fast.keys() == public.keys() and fast
         for key in fast:
             np.testing.assert_array_equal(fast[key], public[key])
@@ -67,8 +68,9 @@ def test_the_flat_call_keeps_same_dtype_inputs_in_order(tmp_path: Path) -> None:
     tf.saved_model.save(model, str(tmp_path / "1"), signatures={"serving_default": model.weigh})
     servable = load_servable("weigh", 1, tmp_path / "1")
     sig = servable.signature("")
-    assert sig.flat_inputs is not None
+    assert sig.run.flat_inputs is not None
     inputs = {"zeta": np.array([1.0], np.float32), "Alpha": np.array([2.0], np.float32)}
     inputs["mid"] = np.array([3.0], np.float32)
     assert servable.call(sig, inputs)["out"].tolist() == [123.0]
-    assert servable.call(dataclasses.replace(sig, flat_inputs=None), inputs)["out"].tolist() == [123.0]
+    public = dataclasses.replace(sig, run=dataclasses.replace(sig.run, flat_inputs=None))
+    assert servable.call(public, inputs)["out"].tolist() == [123.0]
