@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from serving import object_graph
+from serving import graph_session, object_graph
 from serving.classify_regress import (
     classification_results,
     classify_signature,
@@ -52,7 +52,9 @@ def load_servable(model_name: str, version: int, path: Path) -> Servable:
         signature_defs.signature_def[key].CopyFrom(sd)
     try:
         tags = list(meta_graph.meta_info_def.tags)
-        return object_graph.load(model_name, version, path, tags, signature_defs)
+        if has_object_graph(meta_graph):
+            return object_graph.load(model_name, version, path, tags, signature_defs)
+        return graph_session.load(model_name, version, path, tags, signature_defs)
     except Exception as exc:  # noqa: BLE001 - TF raises many types on a corrupt model (IndexError on a
         # truncated variables file); all mean "do not serve this version", and the caller reports it.
         message = exc.message if isinstance(exc, tf.errors.OpError) else f"{type(exc).__name__}: {exc}"
