@@ -119,7 +119,11 @@ def load(model_name: str, version: int, path: Path, tags: Sequence[str], signatu
         callables = _Callables(session)
         signatures = {
             key: Signature(
-                key, sd.method_name, tensor_specs(sd.inputs), tensor_specs(sd.outputs), _call(callables, key, sd)
+                key,
+                sd.method_name,
+                tensor_specs(sd.inputs),
+                tensor_specs(sd.outputs),
+                _call(callables, key, sd),
             )
             for key, sd in signature_defs.signature_def.items()
         }
@@ -152,7 +156,7 @@ def _call(callables: _Callables, key: str, sd: Any) -> SessionCall | None:
     try:
         callables.warm(feeds.values(), fetches.values())
     except tf.errors.OpError as exc:  # requests will get the same error, as in TF Serving
-        logger.warning("signature %r cannot run: %s", key, exc.message.splitlines()[0] if exc.message else exc)
+        logger.warning("signature %r cannot run: %s", key, (exc.message or str(exc)).splitlines()[0])
     return SessionCall(callables, feeds, fetches, np_dtypes)
 
 

@@ -28,7 +28,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.classify_regress import classify_signature, example_inputs, regress_signature, serialized_examples
+from serving.classify_regress import (
+    classify_signature,
+    example_inputs,
+    regress_signature,
+    serialized_examples,
+)
 from serving.config import specs_from_proto
 from serving.errors import Code, ServingError, invalid
 from serving.grpc_codec import (
@@ -39,6 +44,7 @@ from serving.grpc_codec import (
     typed_tensor_proto,
 )
 from serving.predict import check_predict_inputs, output_filter
+from serving.servable import split_joint
 from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
 from serving.signatures import DEFAULT_SIGNATURE
 
@@ -108,6 +114,16 @@ def _request_id(context: grpc.ServicerContext) -> str:
     return rid
 
 
+def _version_choice(spec: Any) -> str:
+    """A ModelSpec's version choice, for comparing tasks: "latest", "version N" or "label L"."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return f"version {spec.version.value}"
+    if choice == "version_label":
+        return f"label {spec.version_label!r}"
+    return "latest"
+
+
 def _deadline(context: grpc.ServicerContext) -> float:
     """The client's deadline on the time.monotonic() clock (infinite when it set none)."""
     remaining = context.time_remaining()
@@ -175,7 +191,11 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         return self._handle("regress", request.model_spec, context, run, admit=True)
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Several classify/regress signatures of one model on the same examples (multi_inference.cc)."""
+        """Several classify/regress signatures of one model on the same examples (multi_inference.cc).
+
+        As in TF Serving, the signatures may read different input tensors: the examples
+        are fed to all of them, and every task's outputs come from one model call.
+        """
         tasks = list(request.tasks)
         first = tasks[0].model_spec if tasks else inference_pb2.InferenceTask().model_spec
 
@@ -186,6 +206,14 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                 raise invalid("Found ModelSpec with an empty model name.")
             if len({t.model_spec.name for t in tasks}) > 1:
                 raise invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            choices = {_version_choice(t.model_spec) for t in tasks}
+            if len(choices) > 1:
+                # TF Serving 2.16 would answer every task from tasks[0]'s version; refuse instead of
+                # answering a task from a version it did not ask for.
+                raise invalid(
+                    "All ModelSpecs in a MultiInferenceRequest must access the same model version: "
+                    f"the tasks ask for {', '.join(sorted(choices))}"
+                )
             servable = self._resolve(first, box)
             picked = []
             for task in tasks:
@@ -200,23 +228,19 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                         Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
                     )
                 picked.append((task, pick(servable, name)))
-            tensors = {
-                servable.signature_defs.signature_def[sig.name].inputs["inputs"].name for _, sig in picked
-            }
-            if len(tensors) > 1:
-                raise invalid("Input tensor must be the same for all Signatures.")
             examples = serialized_examples(request.input)
-            deadline = _deadline(context)
+            joint = servable.joint_signature([sig for _, sig in picked])
+            inputs = example_inputs(joint, examples)
+            outputs = self._run(servable, joint, inputs, len(examples), _deadline(context))
             response = inference_pb2.MultiInferenceResponse()
-            for task, sig in picked:
-                outputs = self._run(servable, sig, example_inputs(sig, examples), len(examples), deadline)
+            for (task, sig), own in zip(picked, split_joint(outputs, len(picked)), strict=True):
                 result = response.results.add()
                 result.model_spec.CopyFrom(task.model_spec)
                 fill_model_spec(result.model_spec, servable, sig.name)
                 if task.method_name == CLASSIFY_METHOD:
-                    fill_classifications(result.classification_result, sig, outputs, len(examples))
+                    fill_classifications(result.classification_result, sig, own, len(examples))
                 else:
-                    fill_regressions(result.regression_result, sig, outputs, len(examples))
+                    fill_regressions(result.regression_result, sig, own, len(examples))
             return response
 
         return self._handle("multi_inference", first, context, run, admit=True)

@@ -1,4 +1,4 @@
-"""TF2 SavedModels (with an object graph): loaded with tf.saved_model.load, signatures called as ConcreteFunctions."""
+"""TF2 SavedModels (with an object graph): loaded by tf.saved_model.load, run as ConcreteFunctions."""
 
 from __future__ import annotations
 
@@ -46,7 +46,8 @@ def load(model_name: str, version: int, path: Path, tags: Sequence[str], signatu
             # DType objects, not names: converting by name costs ~30 us per input and call.
             tf_dtypes = {k: dtypes.as_dtype(info.dtype) for k, info in sd.inputs.items() if info.dtype}
             run = FunctionCall(fns[key], tf_dtypes, _flat_inputs(fns[key], sd.inputs))
-        signatures[key] = Signature(key, sd.method_name, tensor_specs(sd.inputs), tensor_specs(sd.outputs), run)
+        inputs, outputs = tensor_specs(sd.inputs), tensor_specs(sd.outputs)
+        signatures[key] = Signature(key, sd.method_name, inputs, outputs, run)
     return Servable(model_name, version, path, signature_defs, signatures, _joint_run, loaded, "object graph")
 
 

@@ -1,4 +1,4 @@
-"""REST request bodies: JSON to tensors and tf.Examples, following TF Serving's rules (``util/json_tensor.cc``).
+"""REST request bodies: JSON to tensors and tf.Examples, by TF Serving's rules (``util/json_tensor.cc``).
 
 - Predict requests: ``instances`` (row format: one entry per batch item) or
   ``inputs`` (columnar: one value per named input, batch dimension included),

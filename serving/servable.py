@@ -1,4 +1,4 @@
-"""A loaded model version (a servable): find one of its signatures, and call it with failures worded for the client.
+"""A loaded model version (a servable): find one of its signatures, call it, word its failures for the client.
 
 How a signature is evaluated depends on how the version was loaded (a TF2
 object graph, serving.object_graph, or a TF1 session over the MetaGraph,

@@ -171,7 +171,9 @@ def build_shapeless_tf1_model(export_dir: Path, bias: float) -> Path:
                     {"inputs": examples}, {"outputs": from_examples(examples)}, "tensorflow/serving/regress"
                 ),
                 "classify": signature(
-                    {"inputs": examples_2}, {"classes": classes, "scores": scores}, "tensorflow/serving/classify"
+                    {"inputs": examples_2},
+                    {"classes": classes, "scores": scores},
+                    "tensorflow/serving/classify",
                 ),
             },
         )

@@ -160,7 +160,8 @@ def test_floats_are_written_like_tf_serving() -> None:
 def test_rows_with_mismatched_output_batches_are_refused() -> None:
     with pytest.raises(ServingError, match="batch size"):
         rest_responses.predict_response({"a": np.zeros(2), "b": np.zeros(3)}, columnar=False)
-    assert json.loads(rest_responses.predict_response({"a": np.zeros(2), "b": np.zeros(3)}, columnar=True)) == {
+    uneven = {"a": np.zeros(2), "b": np.zeros(3)}
+    assert json.loads(rest_responses.predict_response(uneven, columnar=True)) == {
         "outputs": {"a": [0.0, 0.0], "b": [0.0, 0.0, 0.0]}
     }
 

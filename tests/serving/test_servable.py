@@ -51,10 +51,18 @@ def build_tf2_tiny(export_dir: Path) -> Path:
 TINY_CALLS = [
     (
         "",
-        {"x": np.array([1.5, -2.0], np.float32), "n": np.array([3, 4]), "tag": np.array([b"a", b"b"], object)},
+        {
+            "x": np.array([1.5, -2.0], np.float32),
+            "n": np.array([3, 4]),
+            "tag": np.array([b"a", b"b"], object),
+        },
         {"doubled": [3.0, -4.0], "n_plus_one": [4, 5], "tag_bytes": [b"a", b"b"], "shout": [b"A", b"B"]},
     ),
-    ("single", {"pairs": np.array([[1, 2], [3, 4]], np.float32)}, {"sum": [3.0 + TINY_BIAS, 7.0 + TINY_BIAS]}),
+    (
+        "single",
+        {"pairs": np.array([[1, 2], [3, 4]], np.float32)},
+        {"sum": [3.0 + TINY_BIAS, 7.0 + TINY_BIAS]},
+    ),
 ]
 
 
@@ -66,7 +74,8 @@ def test_the_flat_call_matches_the_public_signature_call(tmp_path: Path) -> None
         sig = tiny.signature(name)
         assert sig.run.flat_inputs is not None, name
         fast = tiny.call(sig, inputs)
-        public = tiny.call(dataclasses.replace(sig, run=dataclasses.replace(sig.run, flat_inputs=None)), inputs)
+        public_call = dataclasses.replace(sig.run, flat_inputs=None)
+        public = tiny.call(dataclasses.replace(sig, run=public_call), inputs)
         assert {k: v.tolist() for k, v in fast.items()} == expected
         assert {k: v.tolist() for k, v in public.items()} == expected
 
