@@ -297,23 +297,45 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
 
 
 def create_grpc_server(core: ServingCore, host: str, port: int) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) gRPC server and the port it bound."""
-    limit = core.options.max_queued_requests
+    """A started-ready (not started) gRPC server and the port it bound.
+
+    It also listens on ``--grpc_socket_path`` if set. ``--grpc_channel_arguments`` go
+    in after this server's own options, so a deployment's value wins, as in TF Serving.
+    """
+    options = core.options
+    limit = options.max_queued_requests
+    channel_options: dict[str, int | str] = {
+        "grpc.max_receive_message_length": options.max_request_bytes,
+        "grpc.max_send_message_length": 256 * 1024 * 1024,
+    }
+    channel_options.update(options.grpc_channel_arguments)
     server = grpc.server(
         # Enough threads to refuse excess inference calls quickly (admission answers UNAVAILABLE,
         # as REST answers 503) and to keep status/metadata calls flowing under load.
         futures.ThreadPoolExecutor(max_workers=min(limit + 8, 64), thread_name_prefix="grpc"),
         # A hard cap on RPCs held at once, and so on request memory (gRPC answers RESOURCE_EXHAUSTED).
         maximum_concurrent_rpcs=limit + 32,
-        options=[
-            ("grpc.max_receive_message_length", core.options.max_request_bytes),
-            ("grpc.max_send_message_length", 256 * 1024 * 1024),
-        ],
+        options=list(channel_options.items()),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {address}: the port is in use or the address is invalid")
+    bound = _bind(server, address, "the port is in use or the address is invalid; choose another --port")
+    if options.grpc_socket_path:
+        # gRPC replaces a stale socket file, but not a regular file, nor a missing directory.
+        _bind(
+            server,
+            f"unix:{options.grpc_socket_path}",
+            "its directory must exist and the path must not be a regular file; check --grpc_socket_path",
+        )
     return server, bound
+
+
+def _bind(server: grpc.Server, address: str, hint: str) -> int:
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where older releases returned 0
+        bound = 0
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {address}: {hint}")
+    return bound

@@ -5,7 +5,8 @@ model name is URL-decoded only after matching and is never a filesystem path):
 
 - ``POST /v1/models/{name}[/versions/{N}|/labels/{L}]:(predict|classify|regress)``
 - ``GET  /v1/models/{name}[/versions/{N}|/labels/{L}][/metadata]``
-- ``GET  /monitoring/prometheus/metrics``
+- ``GET  /monitoring/prometheus/metrics``, or the ``prometheus_config`` path of
+  ``--monitoring_config_file`` (none if it does not enable Prometheus)
 
 Errors are ``{"error": "..."}`` with TF Serving's status codes; a body above
 ``max_request_bytes`` (before or after gzip decoding) is refused with 413.
@@ -60,12 +61,13 @@ VERSION_HEADER = "X-Model-Version"  # extra to TF Serving: which version answere
 
 def create_app(core: ServingCore) -> Starlette:
     api = _RestApi(core)
+    metrics_path = core.options.prometheus_path
 
     async def dispatch(request: Request) -> Response:
         path = request.scope["path"]
         if path[:4].lower() == "/v1/" or path.lower() == "/v1":
             return await api.v1(request)
-        if path == "/monitoring/prometheus/metrics" and request.method == "GET":
+        if path == metrics_path and request.method == "GET":
             return api.prometheus()
         return _error(404, f"Not found: {request.method} {path} (the API lives under /v1/models/)")
 
@@ -179,7 +181,11 @@ class _RestApi:
                 inputs, columnar, rows = await self._maybe_off_loop(large, prepare)
                 future = self.core.submit(servable, sig, inputs, rows, deadline, inline=not large)
                 outputs = await self._wait(future, deadline)
-                out = await self._maybe_off_loop(large, lambda: rest_responses.predict_response(outputs, columnar))
+
+                def encode() -> bytes:
+                    return rest_responses.predict_response(outputs, columnar)
+
+                out = await self._maybe_off_loop(large, encode)
                 self.core.maybe_log(servable, sig, inputs, outputs, request_id=rid)
                 return servable.version, out
             sig = (classify_signature if api == "classify" else regress_signature)(servable, sig_name)

@@ -1,4 +1,4 @@
-"""gRPC MultiInference when the tasks' signatures read different input tensors (TF Serving's multi_inference.cc).
+"""gRPC MultiInference when the tasks' signatures read different input tensors (multi_inference.cc).
 
 TF Serving feeds the request's examples to the set of the tasks' input tensors in
 one computation. Its testMultiInferenceTf2 runs regress_x_to_y and classify_x_to_y
