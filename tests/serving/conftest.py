@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,20 @@ def build_tf2_example_model(export_dir: Path) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version directory of the tiny model (copy it before changing it)."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "1")
+
+
+WAIT_S = 60
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy (and return it), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def copy_version(src: Path, base: Path, version: int) -> Path:
