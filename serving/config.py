@@ -29,7 +29,7 @@ _LABEL = re.compile(r"[A-Za-z0-9_]+")
 MIB = 1024 * 1024
 PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's PrometheusExporter::kPrometheusPath
 _MAX_UNIX_SOCKET_PATH = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
-ChannelArgument = tuple[str, "int | str"]
+ChannelArgument = tuple[str, int | str]  # a gRPC channel argument: key, int or string value
 
 
 def _fail(field: str, value: object, hint: str) -> None:

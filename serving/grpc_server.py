@@ -194,7 +194,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         """Several classify/regress signatures of one model on the same examples (multi_inference.cc).
 
         As in TF Serving, the signatures may read different input tensors: the examples
-        are fed to all of them, and every task's outputs come from one model call.
+        are fed to all of them in one model call (Servable.joint_signature).
         """
         tasks = list(request.tasks)
         first = tasks[0].model_spec if tasks else inference_pb2.InferenceTask().model_spec
