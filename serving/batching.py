@@ -41,7 +41,8 @@ import numpy as np
 
 from serving.config import BatchingOptions
 from serving.errors import Code, ServingError
-from serving.inference import Servable, Signature
+from serving.servable import Servable
+from serving.signatures import Signature
 
 logger = logging.getLogger(__name__)
 

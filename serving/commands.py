@@ -1,7 +1,9 @@
 """``tfxp serve`` and ``tfxp predict``: plain typed functions, plus ``register(app)`` for the CLI.
 
 Flag names follow TF Serving's ``tensorflow_model_server``, so its docs carry
-over. Nothing heavy is imported until a command runs.
+over. Nothing heavy is imported until a command runs. Flags for what this server
+does not do (TensorFlow Lite models, the profiler service) are accepted only
+when they ask for nothing; otherwise ``serve`` stops at start-up and says so.
 """
 
 from __future__ import annotations
@@ -12,14 +14,19 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from serving.config import (
     MIB,
     BatchingOptions,
     RequestLogOptions,
     ServerOptions,
+    load_model_config_file,
+    load_monitoring_config_file,
     parse_batching_parameters,
+    parse_grpc_channel_arguments,
     single_model,
 )
 
@@ -49,12 +56,23 @@ def build_options(
     request_log_max_file_bytes: int = 64 * MIB,
     tensorflow_intra_op_parallelism: int = 0,
     tensorflow_inter_op_parallelism: int = 0,
+    grpc_socket_path: str = "",
+    grpc_channel_arguments: str = "",
+    monitoring_config_file: str = "",
+    prefer_tflite_model: str = "",
+    num_tflite_pools: int | None = None,
+    num_tflite_interpreters_per_pool: int | None = None,
+    enable_profiler: str = "",
 ) -> ServerOptions:
     """ServerOptions from TF Serving-style flags. Raises ValueError naming the bad flag."""
+    tflite_pools = (num_tflite_pools, num_tflite_interpreters_per_pool)
+    _refuse_out_of_scope(prefer_tflite_model, *tflite_pools, enable_profiler)
     if model_config_file and (model_name or model_base_path):
         raise ValueError("give either --model_config_file or --model_name/--model_base_path, not both")
     models = ()
-    if not model_config_file:
+    if model_config_file:
+        load_model_config_file(model_config_file)  # a file that does not parse stops start-up here
+    else:
         if not model_base_path:
             raise ValueError(
                 "--model_base_path is required (the Pusher's <serving_dir>/<model_name>), "
@@ -74,6 +92,8 @@ def build_options(
     extra: dict[str, Any] = {}
     if inference_threads:
         extra["inference_threads"] = inference_threads
+    if monitoring_config_file:  # without one, metrics stay at the default path (TF Serving: none)
+        extra["prometheus_path"] = load_monitoring_config_file(monitoring_config_file)
     return ServerOptions(
         models=models,
         model_config_file=str(Path(model_config_file).resolve()) if model_config_file else "",
@@ -91,8 +111,50 @@ def build_options(
         request_log=RequestLogOptions(request_log_dir, request_log_sampling_rate, request_log_max_file_bytes),
         tensorflow_intra_op_parallelism=tensorflow_intra_op_parallelism,
         tensorflow_inter_op_parallelism=tensorflow_inter_op_parallelism,
+        grpc_socket_path=grpc_socket_path,
+        grpc_channel_arguments=parse_grpc_channel_arguments(grpc_channel_arguments),
         **extra,
     )
+
+
+# Why each is out of scope; the README's serving section says the same.
+_NO_TFLITE = (
+    "TensorFlow Lite models are out of scope for tfxp serve: it serves the SavedModel the Pusher "
+    "writes. For a model.tflite, run the real tensorflow_model_server (serving/Dockerfile)."
+)
+_NO_PROFILER = (
+    "the TensorFlow profiler service is out of scope for tfxp serve (TF Serving enables it by default); "
+    "drop the flag or pass --enable_profiler=false, or profile under tensorflow_model_server."
+)
+
+
+def _refuse_out_of_scope(
+    prefer_tflite_model: str,
+    num_tflite_pools: int | None,
+    num_tflite_interpreters_per_pool: int | None,
+    enable_profiler: str,
+) -> None:
+    """Stop on a flag that asks for something this server does not do; never ignore it."""
+    if _flag_bool("prefer_tflite_model", prefer_tflite_model):
+        raise ValueError(f"--prefer_tflite_model: {_NO_TFLITE}")
+    for flag, value in (
+        ("num_tflite_pools", num_tflite_pools),
+        ("num_tflite_interpreters_per_pool", num_tflite_interpreters_per_pool),
+    ):
+        if value is not None:
+            raise ValueError(f"--{flag} tunes TensorFlow Lite serving. {_NO_TFLITE}")
+    if _flag_bool("enable_profiler", enable_profiler):
+        raise ValueError(f"--enable_profiler: {_NO_PROFILER}")
+
+
+def _flag_bool(flag: str, value: str) -> bool:
+    """A TF Serving boolean flag's value (``--flag=true``); empty: not given."""
+    text = value.strip().lower()
+    if text in ("", "false", "0"):
+        return False
+    if text in ("true", "1"):
+        return True
+    raise ValueError(f"--{flag}={value!r} is invalid: use true or false")
 
 
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> None:
@@ -141,10 +203,24 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+class _ServeCommand(TyperCommand):
+    """``serve`` reads TF Serving's boolean flags as tensorflow_model_server does: bare is true.
+
+    So ``--enable_profiler`` and ``--enable_profiler=true`` both reach build_options,
+    which refuses them; only ``=false`` (asking for nothing) starts the server.
+    """
+
+    _BOOLEAN_STRING_FLAGS = ("--prefer_tflite_model", "--enable_profiler")
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = [f"{a}=true" if a in self._BOOLEAN_STRING_FLAGS else a for a in args]
+        return super().parse_args(ctx, args)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``serve`` and ``predict`` to the tfxp app."""
 
-    @app.command("serve")
+    @app.command("serve", cls=_ServeCommand)
     def serve_command(
         model_name: str = typer.Option(
             "", "--model_name", help="Name to serve the model under (default: the base path's last part)."
@@ -211,6 +287,31 @@ def register(app: typer.Typer) -> None:
         ),
         tensorflow_inter_op_parallelism: int = typer.Option(
             0, "--tensorflow_inter_op_parallelism", help="TF inter-op threads (0: TF's default)."
+        ),
+        grpc_socket_path: str = typer.Option(
+            "", "--grpc_socket_path", help="Also serve gRPC on this unix socket (unix:<path> for clients)."
+        ),
+        grpc_channel_arguments: str = typer.Option(
+            "",
+            "--grpc_channel_arguments",
+            help="gRPC server arguments: key=value[,...], e.g. grpc.max_receive_message_length=1048576.",
+        ),
+        monitoring_config_file: str = typer.Option(
+            "",
+            "--monitoring_config_file",
+            help="Text-format MonitoringConfig (see serving/monitoring.config): the Prometheus path.",
+        ),
+        prefer_tflite_model: str = typer.Option(
+            "", "--prefer_tflite_model", metavar="true|false", help="Out of scope: true stops start-up."
+        ),
+        num_tflite_pools: int | None = typer.Option(
+            None, "--num_tflite_pools", help="Out of scope (TensorFlow Lite): stops start-up."
+        ),
+        num_tflite_interpreters_per_pool: int | None = typer.Option(
+            None, "--num_tflite_interpreters_per_pool", help="Out of scope (TensorFlow Lite): stops start-up."
+        ),
+        enable_profiler: str = typer.Option(
+            "", "--enable_profiler", metavar="true|false", help="Out of scope: true stops start-up."
         ),
         verbose: bool = typer.Option(False, "--verbose", help="Debug logging."),
     ) -> None:

@@ -4,12 +4,16 @@ Model lists come either from ``--model_name``/``--model_base_path`` or from a
 text-format ``ModelServerConfig`` (``models.config``), parsed with the protos
 that ship in tensorflow-serving-api, so one file serves both this server and
 the real TF Serving. Batching parameters use TF Serving's
-``--batching_parameters_file`` text format.
+``--batching_parameters_file`` text format, and ``--monitoring_config_file``
+its text-format ``MonitoringConfig`` (``monitoring.config``). A file that does
+not parse is refused with protobuf's reason, worded as TF Serving words it:
+"Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1 : ...".
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import re
@@ -23,6 +27,9 @@ logger = logging.getLogger(__name__)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 MIB = 1024 * 1024
+PROMETHEUS_PATH = "/monitoring/prometheus/metrics"  # TF Serving's PrometheusExporter::kPrometheusPath
+_MAX_UNIX_SOCKET_PATH = 107  # sockaddr_un.sun_path holds 108 bytes with the terminating NUL
+ChannelArgument = tuple[str, int | str]  # a gRPC channel argument: key, int or string value
 
 
 def _fail(field: str, value: object, hint: str) -> None:
@@ -145,6 +152,11 @@ class ServerOptions:
     request_log: RequestLogOptions = dataclasses.field(default_factory=RequestLogOptions)
     tensorflow_intra_op_parallelism: int = 0
     tensorflow_inter_op_parallelism: int = 0
+    grpc_socket_path: str = ""  # if set, gRPC also listens on this unix socket
+    # Applied to the gRPC server after this server's own options, so they win (TF Serving's order).
+    grpc_channel_arguments: tuple[ChannelArgument, ...] = ()
+    # Where REST serves Prometheus metrics; None: nowhere (a MonitoringConfig with enable: false).
+    prometheus_path: str | None = PROMETHEUS_PATH
 
     def __post_init__(self) -> None:
         if not self.models and not self.model_config_file:
@@ -174,6 +186,18 @@ class ServerOptions:
             _fail("max_queued_requests", self.max_queued_requests, "must be >= 1")
         if self.max_request_bytes < 1024:
             _fail("max_request_bytes", self.max_request_bytes, "use at least 1024 bytes")
+        if len(self.grpc_socket_path.encode()) > _MAX_UNIX_SOCKET_PATH:
+            _fail(
+                "grpc_socket_path",
+                self.grpc_socket_path,
+                f"unix socket paths hold at most {_MAX_UNIX_SOCKET_PATH} bytes; choose a shorter path",
+            )
+        for key, _value in self.grpc_channel_arguments:
+            if not key:
+                _fail("grpc_channel_arguments", self.grpc_channel_arguments, "every argument needs a key")
+        path = self.prometheus_path
+        if path is not None and (not path.startswith("/") or path.lower().startswith("/v1/")):
+            _fail("prometheus_config.path", path, "use an absolute URL path outside /v1/, e.g. /metrics")
 
     @property
     def worker_threads(self) -> int:
@@ -190,15 +214,22 @@ def single_model(name: str, base_path: str) -> tuple[ModelSpec, ...]:
 
 def parse_model_config(text: str, source: str = "<model config>") -> tuple[ModelSpec, ...]:
     """Parse a text-format ``tensorflow.serving.ModelServerConfig`` into model specs."""
-    from google.protobuf import text_format
     from tensorflow_serving.config import model_server_config_pb2
 
     config = model_server_config_pb2.ModelServerConfig()
-    try:
-        text_format.Parse(text, config)
-    except text_format.ParseError as exc:
-        raise ValueError(f"{source}: not a text-format ModelServerConfig: {exc}") from exc
+    _parse_text_format(text, config, source)
     return specs_from_proto(config, source)
+
+
+def _parse_text_format(text: str, message, source: str) -> None:  # type: ignore[no-untyped-def]
+    """text_format.Parse, failing as TF Serving's ParseProtoTextFile logs it (and naming the file)."""
+    from google.protobuf import text_format
+
+    try:
+        text_format.Parse(text, message)
+    except text_format.ParseError as exc:
+        name = message.DESCRIPTOR.full_name
+        raise ValueError(f"{source}: Error parsing text-format {name}: {exc}") from exc
 
 
 def specs_from_proto(config, source: str) -> tuple[ModelSpec, ...]:  # type: ignore[no-untyped-def]
@@ -249,6 +280,89 @@ def load_model_config_file(path: str | Path) -> tuple[ModelSpec, ...]:
     except OSError as exc:
         raise ValueError(f"cannot read --model_config_file {path}: {exc.strerror}") from exc
     return parse_model_config(text, str(path))
+
+
+@functools.lru_cache(maxsize=1)
+def _monitoring_config_class() -> type:
+    """tensorflow.serving.MonitoringConfig, built at run time: tensorflow-serving-api does not ship it.
+
+    The fields are those of TF Serving's tensorflow_serving/config/monitoring_config.proto
+    (2.16). A private descriptor pool, so nothing else that registers the proto can clash.
+    """
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tensorflow_serving/config/monitoring_config.proto",
+        package="tensorflow.serving",
+        syntax="proto3",
+    )
+    prometheus = proto.message_type.add(name="PrometheusConfig")
+    prometheus.field.add(name="enable", number=1, type=field.TYPE_BOOL, label=field.LABEL_OPTIONAL)
+    prometheus.field.add(name="path", number=2, type=field.TYPE_STRING, label=field.LABEL_OPTIONAL)
+    monitoring = proto.message_type.add(name="MonitoringConfig")
+    monitoring.field.add(
+        name="prometheus_config",
+        number=1,
+        type=field.TYPE_MESSAGE,
+        type_name=".tensorflow.serving.PrometheusConfig",
+        label=field.LABEL_OPTIONAL,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    factory = message_factory.MessageFactory(pool)
+    return factory.GetPrototype(pool.FindMessageTypeByName("tensorflow.serving.MonitoringConfig"))
+
+
+def parse_monitoring_config(text: str, source: str = "<monitoring config>") -> str | None:
+    """The Prometheus path a text-format ``MonitoringConfig`` asks for, as TF Serving reads it.
+
+    ``prometheus_config { enable: true }`` serves metrics at PROMETHEUS_PATH, or at
+    ``path`` if given; without ``enable: true`` there is no metrics endpoint (None).
+    """
+    config = _monitoring_config_class()()
+    _parse_text_format(text, config, source)
+    prometheus = config.prometheus_config
+    if not prometheus.enable:
+        return None
+    return prometheus.path or PROMETHEUS_PATH
+
+
+def load_monitoring_config_file(path: str | Path) -> str | None:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read --monitoring_config_file {path}: {exc.strerror}") from exc
+    return parse_monitoring_config(text, str(path))
+
+
+_INT32 = re.compile(r"\s*(-?\d+)\s*")
+
+
+def parse_grpc_channel_arguments(text: str) -> tuple[ChannelArgument, ...]:
+    """``--grpc_channel_arguments``: comma-separated ``key=value`` pairs for the gRPC server.
+
+    As in TF Serving (server.cc), a value that reads as a 32-bit integer (tensorflow's
+    safe_strto32: optional spaces and minus sign, digits) is passed as an int, any
+    other as a string; gRPC itself ignores keys it does not know.
+    """
+    out: list[ChannelArgument] = []
+    for item in text.split(","):
+        if not item.strip():
+            continue  # a trailing comma
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(
+                f"--grpc_channel_arguments: {item!r} is not key=value; give comma-separated pairs, "
+                "e.g. grpc.max_receive_message_length=1048576,grpc.max_connection_age_ms=60000"
+            )
+        number = _INT32.fullmatch(value)
+        if number and -(1 << 31) <= int(number.group(1)) < (1 << 31):
+            out.append((key.strip(), int(number.group(1))))
+        else:
+            out.append((key.strip(), value))
+    return tuple(out)
 
 
 _BATCHING_FIELD = re.compile(r"(\w+)\s*:?\s*\{\s*value\s*:\s*([^\s}]+)\s*\}")

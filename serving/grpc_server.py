@@ -16,8 +16,6 @@ from concurrent import futures
 from typing import Any, TypeVar
 
 import grpc
-import numpy as np
-from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -30,20 +28,25 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.config import specs_from_proto
-from serving.errors import Code, ServingError, invalid
-from serving.inference import (
-    DEFAULT_SIGNATURE,
-    check_predict_inputs,
-    classification_results,
+from serving.classify_regress import (
     classify_signature,
     example_inputs,
-    output_filter,
     regress_signature,
-    regression_results,
     serialized_examples,
 )
+from serving.config import specs_from_proto
+from serving.errors import Code, ServingError, invalid
+from serving.grpc_codec import (
+    fill_classifications,
+    fill_model_spec,
+    fill_regressions,
+    request_tensors,
+    typed_tensor_proto,
+)
+from serving.predict import check_predict_inputs, output_filter
+from serving.servable import split_joint
 from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
+from serving.signatures import DEFAULT_SIGNATURE
 
 logger = logging.getLogger(__name__)
 CLASSIFY_METHOD = "tensorflow/serving/classify"  # InferenceTask.method_name values
@@ -103,7 +106,6 @@ class _Base:
             ) from None
 
 
-
 def _request_id(context: grpc.ServicerContext) -> str:
     """The client's x-request-id metadata, or a new id; sent back as initial metadata."""
     given = dict(context.invocation_metadata() or ()).get(REQUEST_ID_HEADER.lower())
@@ -111,81 +113,25 @@ def _request_id(context: grpc.ServicerContext) -> str:
     context.send_initial_metadata(((REQUEST_ID_HEADER.lower(), rid),))
     return rid
 
+
+def _version_choice(spec: Any) -> str:
+    """A ModelSpec's version choice, for comparing tasks: "latest", "version N" or "label L"."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return f"version {spec.version.value}"
+    if choice == "version_label":
+        return f"label {spec.version_label!r}"
+    return "latest"
+
+
 def _deadline(context: grpc.ServicerContext) -> float:
     """The client's deadline on the time.monotonic() clock (infinite when it set none)."""
     remaining = context.time_remaining()
     return math.inf if remaining is None else time.monotonic() + remaining
 
 
-# TensorProto's typed value field per dtype, as Tensor::AsProtoField fills them.
-_VALUE_FIELDS = {
-    types_pb2.DT_FLOAT: "float_val",
-    types_pb2.DT_DOUBLE: "double_val",
-    types_pb2.DT_INT32: "int_val",
-    types_pb2.DT_UINT8: "int_val",
-    types_pb2.DT_INT16: "int_val",
-    types_pb2.DT_INT8: "int_val",
-    types_pb2.DT_UINT16: "int_val",
-    types_pb2.DT_INT64: "int64_val",
-    types_pb2.DT_UINT32: "uint32_val",
-    types_pb2.DT_UINT64: "uint64_val",
-    types_pb2.DT_BOOL: "bool_val",
-    types_pb2.DT_HALF: "half_val",
-    types_pb2.DT_BFLOAT16: "half_val",
-    types_pb2.DT_COMPLEX64: "scomplex_val",
-    types_pb2.DT_COMPLEX128: "dcomplex_val",
-}
-
-
-def typed_tensor_proto(value: np.ndarray) -> Any:
-    """A TensorProto with the values in its typed field (``float_val``, ...), as TF Serving answers.
-
-    TF Serving writes outputs with Tensor::AsProtoField, so clients that read
-    ``outputs["y"].float_val`` see the values; ``tf.make_tensor_proto`` would put
-    them in ``tensor_content`` bytes instead (``tf.make_ndarray`` reads either).
-    """
-    import tensorflow as tf
-    from tensorflow.core.framework import tensor_pb2
-
-    arr = np.asarray(value)
-    dtype = tf.dtypes.as_dtype(arr.dtype).as_datatype_enum if arr.dtype.kind != "O" else None
-    field = _VALUE_FIELDS.get(dtype) if dtype is not None else None
-    if field is None:
-        return tf.make_tensor_proto(arr)  # strings: string_val already
-    proto = tensor_pb2.TensorProto(dtype=dtype, tensor_shape=tf.TensorShape(arr.shape).as_proto())
-    flat = arr.ravel()
-    if field == "half_val":
-        values = flat.view(np.uint16).tolist()  # the bit patterns, as TF stores them
-    elif field in ("scomplex_val", "dcomplex_val"):
-        values = np.column_stack([flat.real, flat.imag]).ravel().tolist()
-    else:
-        values = flat.tolist()
-    getattr(proto, field).extend(values)
-    return proto
-
-
-def _fill_classifications(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
-    for classes in classification_results(sig, outputs, num_examples):
-        entry = result.classifications.add()
-        for label, score in classes:
-            entry.classes.add(label=label.decode("utf-8", "replace"), score=score)
-
-
-def _fill_regressions(result: Any, sig: Any, outputs: Any, num_examples: int) -> None:
-    for value in regression_results(sig, outputs, num_examples):
-        result.regressions.add(value=value)
-
-
-def _fill_spec(out: Any, servable: Any, signature_name: str) -> None:
-    out.name = servable.model_name
-    out.version.value = servable.version
-    out.signature_name = signature_name
-
-
 class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
-        import tensorflow as tf
-
         def run(box: list[int | None]) -> Any:
             servable = self._resolve(request.model_spec, box)
             try:
@@ -196,19 +142,14 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                     Code.FAILED_PRECONDITION, f'Serving signature key "{key}" not found. {exc.message}'
                 ) from None
             wanted = output_filter(sig, request.output_filter)
-            inputs = {}
-            for key, proto in request.inputs.items():
-                try:
-                    inputs[key] = tf.make_ndarray(proto)
-                except (TypeError, ValueError) as exc:
-                    raise invalid(f"input {key!r}: malformed TensorProto: {exc}") from exc
+            inputs = request_tensors(request.inputs)
             rows = check_predict_inputs(sig, inputs)
             deadline = _deadline(context)
             outputs = self._run(servable, sig, inputs, rows, deadline)
             if wanted:
                 outputs = {k: outputs[k] for k in wanted}
             response = predict_pb2.PredictResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
+            fill_model_spec(response.model_spec, servable, sig.name)
             for key, value in outputs.items():
                 response.outputs[key].CopyFrom(typed_tensor_proto(value))
             self.core.maybe_log(servable, sig, inputs, outputs, request_id=_request_id(context))
@@ -231,8 +172,8 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         def run(box: list[int | None]) -> Any:
             servable, sig, examples, outputs = self._run_examples(request, context, box, classify_signature)
             response = classification_pb2.ClassificationResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
-            _fill_classifications(response.result, sig, outputs, len(examples))
+            fill_model_spec(response.model_spec, servable, sig.name)
+            fill_classifications(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
@@ -242,15 +183,19 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
         def run(box: list[int | None]) -> Any:
             servable, sig, examples, outputs = self._run_examples(request, context, box, regress_signature)
             response = regression_pb2.RegressionResponse()
-            _fill_spec(response.model_spec, servable, sig.name)
-            _fill_regressions(response.result, sig, outputs, len(examples))
+            fill_model_spec(response.model_spec, servable, sig.name)
+            fill_regressions(response.result, sig, outputs, len(examples))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), _request_id(context))
             return response
 
         return self._handle("regress", request.model_spec, context, run, admit=True)
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Several classify/regress signatures of one model on the same examples (multi_inference.cc)."""
+        """Several classify/regress signatures of one model on the same examples (multi_inference.cc).
+
+        As in TF Serving, the signatures may read different input tensors: the examples
+        are fed to all of them in one model call (Servable.joint_signature).
+        """
         tasks = list(request.tasks)
         first = tasks[0].model_spec if tasks else inference_pb2.InferenceTask().model_spec
 
@@ -261,6 +206,14 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                 raise invalid("Found ModelSpec with an empty model name.")
             if len({t.model_spec.name for t in tasks}) > 1:
                 raise invalid("All ModelSpecs in a MultiInferenceRequest must access the same model name.")
+            choices = {_version_choice(t.model_spec) for t in tasks}
+            if len(choices) > 1:
+                # TF Serving 2.16 would answer every task from tasks[0]'s version; refuse instead of
+                # answering a task from a version it did not ask for.
+                raise invalid(
+                    "All ModelSpecs in a MultiInferenceRequest must access the same model version: "
+                    f"the tasks ask for {', '.join(sorted(choices))}"
+                )
             servable = self._resolve(first, box)
             picked = []
             for task in tasks:
@@ -275,23 +228,19 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                         Code.UNIMPLEMENTED, f"Unsupported signature method_name: {task.method_name}"
                     )
                 picked.append((task, pick(servable, name)))
-            tensors = {
-                servable.signature_defs.signature_def[sig.name].inputs["inputs"].name for _, sig in picked
-            }
-            if len(tensors) > 1:
-                raise invalid("Input tensor must be the same for all Signatures.")
             examples = serialized_examples(request.input)
-            deadline = _deadline(context)
+            joint = servable.joint_signature([sig for _, sig in picked])
+            inputs = example_inputs(joint, examples)
+            outputs = self._run(servable, joint, inputs, len(examples), _deadline(context))
             response = inference_pb2.MultiInferenceResponse()
-            for task, sig in picked:
-                outputs = self._run(servable, sig, example_inputs(sig, examples), len(examples), deadline)
+            for (task, sig), own in zip(picked, split_joint(outputs, len(picked)), strict=True):
                 result = response.results.add()
                 result.model_spec.CopyFrom(task.model_spec)
-                _fill_spec(result.model_spec, servable, sig.name)
+                fill_model_spec(result.model_spec, servable, sig.name)
                 if task.method_name == CLASSIFY_METHOD:
-                    _fill_classifications(result.classification_result, sig, outputs, len(examples))
+                    fill_classifications(result.classification_result, sig, own, len(examples))
                 else:
-                    _fill_regressions(result.regression_result, sig, outputs, len(examples))
+                    fill_regressions(result.regression_result, sig, own, len(examples))
             return response
 
         return self._handle("multi_inference", first, context, run, admit=True)
@@ -348,23 +297,45 @@ class ModelService(_Base, model_service_pb2_grpc.ModelServiceServicer):
 
 
 def create_grpc_server(core: ServingCore, host: str, port: int) -> tuple[grpc.Server, int]:
-    """A started-ready (not started) gRPC server and the port it bound."""
-    limit = core.options.max_queued_requests
+    """A started-ready (not started) gRPC server and the port it bound.
+
+    It also listens on ``--grpc_socket_path`` if set. ``--grpc_channel_arguments`` go
+    in after this server's own options, so a deployment's value wins, as in TF Serving.
+    """
+    options = core.options
+    limit = options.max_queued_requests
+    channel_options: dict[str, int | str] = {
+        "grpc.max_receive_message_length": options.max_request_bytes,
+        "grpc.max_send_message_length": 256 * 1024 * 1024,
+    }
+    channel_options.update(options.grpc_channel_arguments)
     server = grpc.server(
         # Enough threads to refuse excess inference calls quickly (admission answers UNAVAILABLE,
         # as REST answers 503) and to keep status/metadata calls flowing under load.
         futures.ThreadPoolExecutor(max_workers=min(limit + 8, 64), thread_name_prefix="grpc"),
         # A hard cap on RPCs held at once, and so on request memory (gRPC answers RESOURCE_EXHAUSTED).
         maximum_concurrent_rpcs=limit + 32,
-        options=[
-            ("grpc.max_receive_message_length", core.options.max_request_bytes),
-            ("grpc.max_send_message_length", 256 * 1024 * 1024),
-        ],
+        options=list(channel_options.items()),
     )
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(core), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(core), server)
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
-    bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {address}: the port is in use or the address is invalid")
+    bound = _bind(server, address, "the port is in use or the address is invalid; choose another --port")
+    if options.grpc_socket_path:
+        # gRPC replaces a stale socket file, but not a regular file, nor a missing directory.
+        _bind(
+            server,
+            f"unix:{options.grpc_socket_path}",
+            "its directory must exist and the path must not be a regular file; check --grpc_socket_path",
+        )
     return server, bound
+
+
+def _bind(server: grpc.Server, address: str, hint: str) -> int:
+    try:
+        bound = server.add_insecure_port(address)
+    except RuntimeError:  # grpcio raises where older releases returned 0
+        bound = 0
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {address}: {hint}")
+    return bound

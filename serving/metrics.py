@@ -1,4 +1,4 @@
-"""Prometheus metrics, exported at GET /monitoring/prometheus/metrics.
+"""Prometheus metrics, exported at GET /monitoring/prometheus/metrics (or --monitoring_config_file's path).
 
 Names follow TF Serving's where it has one (``:tensorflow:serving:...``);
 each server has its own registry so several can run in one process (tests).

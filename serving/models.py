@@ -27,7 +27,8 @@ from pathlib import Path
 
 from serving.config import ModelSpec
 from serving.errors import Code, invalid, not_found
-from serving.inference import LoadError, Servable, load_servable, warm_up
+from serving.loading import LoadError, load_servable, warm_up
+from serving.servable import Servable
 
 logger = logging.getLogger(__name__)
 

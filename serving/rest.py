@@ -5,7 +5,8 @@ model name is URL-decoded only after matching and is never a filesystem path):
 
 - ``POST /v1/models/{name}[/versions/{N}|/labels/{L}]:(predict|classify|regress)``
 - ``GET  /v1/models/{name}[/versions/{N}|/labels/{L}][/metadata]``
-- ``GET  /monitoring/prometheus/metrics``
+- ``GET  /monitoring/prometheus/metrics``, or the ``prometheus_config`` path of
+  ``--monitoring_config_file`` (none if it does not enable Prometheus)
 
 Errors are ``{"error": "..."}`` with TF Serving's status codes; a body above
 ``max_request_bytes`` (before or after gzip decoding) is refused with 413.
@@ -29,17 +30,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from serving import codec
-from serving.errors import Code, ServingError, invalid
-from serving.inference import (
-    check_predict_inputs,
+from serving import rest_requests, rest_responses
+from serving.classify_regress import (
     classification_results,
     classify_signature,
     example_inputs,
     regress_signature,
     regression_results,
 )
+from serving.errors import Code, ServingError, invalid
 from serving.metrics import CONTENT_TYPE
+from serving.predict import check_predict_inputs
 from serving.service import REQUEST_ID_HEADER, ServingCore, metadata_response, request_id, status_response
 
 logger = logging.getLogger(__name__)
@@ -60,12 +61,13 @@ VERSION_HEADER = "X-Model-Version"  # extra to TF Serving: which version answere
 
 def create_app(core: ServingCore) -> Starlette:
     api = _RestApi(core)
+    metrics_path = core.options.prometheus_path
 
     async def dispatch(request: Request) -> Response:
         path = request.scope["path"]
         if path[:4].lower() == "/v1/" or path.lower() == "/v1":
             return await api.v1(request)
-        if path == "/monitoring/prometheus/metrics" and request.method == "GET":
+        if path == metrics_path and request.method == "GET":
             return api.prometheus()
         return _error(404, f"Not found: {request.method} {path} (the API lives under /v1/models/)")
 
@@ -75,7 +77,7 @@ def create_app(core: ServingCore) -> Starlette:
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    return Response(codec.error_body(message), status_code=status, media_type=_JSON, headers=headers)
+    return Response(rest_responses.error_body(message), status_code=status, media_type=_JSON, headers=headers)
 
 
 class _RestApi:
@@ -166,31 +168,35 @@ class _RestApi:
             deadline = time.monotonic() + self.timeout_s
             body = await self._read_body(request)
             large = len(body) > _LARGE_BODY
-            doc = await self._maybe_off_loop(large, lambda: codec.parse_json_object(body))
+            doc = await self._maybe_off_loop(large, lambda: rest_requests.parse_json_object(body))
             servable = self.core.resolve(name, version, label)
-            sig_name = codec.signature_name(doc)
+            sig_name = rest_requests.signature_name(doc)
             if api == "predict":
                 sig = servable.signature(sig_name)
 
                 def prepare() -> tuple[dict, bool, int | None]:
-                    inputs, columnar = codec.predict_inputs(doc, sig.inputs)
+                    inputs, columnar = rest_requests.predict_inputs(doc, sig.inputs)
                     return inputs, columnar, check_predict_inputs(sig, inputs)
 
                 inputs, columnar, rows = await self._maybe_off_loop(large, prepare)
                 future = self.core.submit(servable, sig, inputs, rows, deadline, inline=not large)
                 outputs = await self._wait(future, deadline)
-                out = await self._maybe_off_loop(large, lambda: codec.predict_response(outputs, columnar))
+
+                def encode() -> bytes:
+                    return rest_responses.predict_response(outputs, columnar)
+
+                out = await self._maybe_off_loop(large, encode)
                 self.core.maybe_log(servable, sig, inputs, outputs, request_id=rid)
                 return servable.version, out
             sig = (classify_signature if api == "classify" else regress_signature)(servable, sig_name)
-            examples = await self._maybe_off_loop(large, lambda: codec.examples_from_json(doc))
+            examples = await self._maybe_off_loop(large, lambda: rest_requests.examples_from_json(doc))
             inputs = example_inputs(sig, examples)
             future = self.core.submit(servable, sig, inputs, len(examples), deadline, inline=not large)
             outputs = await self._wait(future, deadline)
             if api == "classify":
-                out = codec.classify_response(classification_results(sig, outputs, len(examples)))
+                out = rest_responses.classify_response(classification_results(sig, outputs, len(examples)))
             else:
-                out = codec.regress_response(regression_results(sig, outputs, len(examples)))
+                out = rest_responses.regress_response(regression_results(sig, outputs, len(examples)))
             self.core.maybe_log(servable, sig, {}, outputs, tuple(examples), rid)
             return servable.version, out
 

@@ -53,6 +53,13 @@ class ServerHandle:
     def grpc_target(self) -> str:
         return f"{_url_host(self.host)}:{self.grpc_port}"
 
+    @property
+    def grpc_socket_target(self) -> str:
+        """The gRPC target of --grpc_socket_path (``unix:<path>``), for grpc.insecure_channel."""
+        if not self.options.grpc_socket_path:
+            raise RuntimeError("gRPC listens on no unix socket here (grpc_socket_path is empty)")
+        return f"unix:{self.options.grpc_socket_path}"
+
     def stop(self, grace_seconds: float = 5.0) -> None:
         """Stop accepting requests, finish in-flight ones (up to the grace period), unload models."""
         if self._stopped:
@@ -136,11 +143,14 @@ def start_server(options: ServerOptions) -> ServerHandle:
         options, options.host, grpc_port, rest_port, core, grpc_server, uvicorn_server, threads, stop_watch
     )
     logger.info(
-        "serving %s: gRPC on %s%s",
+        "serving %s: gRPC on %s%s%s",
         ", ".join(manager.model_names()),
         handle.grpc_target,
+        f" and {handle.grpc_socket_target}" if options.grpc_socket_path else "",
         f", REST on {handle.rest_url}" if rest_port is not None else "",
     )
+    if rest_port is not None and options.prometheus_path is not None:
+        logger.info("Prometheus metrics at %s%s", handle.rest_url, options.prometheus_path)
     return handle
 
 

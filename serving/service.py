@@ -20,10 +20,11 @@ import numpy as np
 from serving.batching import InferenceQueue
 from serving.config import ServerOptions
 from serving.errors import Code, ServingError
-from serving.inference import Servable, Signature
 from serving.metrics import Metrics
 from serving.models import ModelManager
 from serving.request_log import LogRecord, RequestLogger
+from serving.servable import Servable
+from serving.signatures import Signature
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,7 @@ import csv
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,68 @@ def build_half_plus_three(export_dir: Path) -> Path:
     return export_dir
 
 
+def build_shapeless_tf1_model(export_dir: Path, bias: float) -> Path:
+    """A TF1 graph whose SignatureDefs carry no shapes, as old exporters wrote them.
+
+    Like TF Serving's testdata ``saved_model_half_plus_three``: its TensorInfos have no
+    ``tensor_shape``, so tf.saved_model.load re-traces the signatures with rank-0
+    placeholders and fails in ParseExample; TF Serving (and a session) load it.
+
+    - serving_default: ``y = 0.5 * x + bias`` on a placeholder ``x`` of no shape.
+    - regress: examples (placeholder ``tf_example``) -> ``0.5 * x + bias``.
+    - classify: examples fed to another placeholder, ``tf_example_2`` -> classes
+      ["neg", "pos"], scores [1 - sigmoid(y), sigmoid(y)] with y as in regress.
+    """
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+
+    def info(tensor: Any) -> Any:
+        proto = v1.saved_model.utils.build_tensor_info(tensor)
+        proto.ClearField("tensor_shape")
+        return proto
+
+    def signature(inputs: dict[str, Any], outputs: dict[str, Any], method: str) -> Any:
+        return v1.saved_model.signature_def_utils.build_signature_def(
+            {k: info(v) for k, v in inputs.items()}, {k: info(v) for k, v in outputs.items()}, method
+        )
+
+    def from_examples(serialized: Any) -> Any:
+        spec = {"x": tf.io.FixedLenFeature([1], tf.float32, default_value=[0.0])}
+        return half * tf.io.parse_example(serialized, spec)["x"] + offset  # [batch, 1]
+
+    with tf.Graph().as_default(), v1.Session() as sess:
+        half = v1.get_variable("a", initializer=tf.constant(0.5))
+        offset = v1.get_variable("b", initializer=tf.constant(float(bias)))
+        x = v1.placeholder(tf.float32, name="x")
+        examples = v1.placeholder(tf.string, name="tf_example")
+        examples_2 = v1.placeholder(tf.string, name="tf_example_2")
+        p = tf.sigmoid(from_examples(examples_2))
+        scores = tf.concat([1.0 - p, p], axis=1)
+        classes = tf.tile(tf.constant([["neg", "pos"]]), [tf.shape(scores)[0], 1])
+        sess.run(v1.global_variables_initializer())
+        builder = v1.saved_model.Builder(str(export_dir))
+        builder.add_meta_graph_and_variables(
+            sess,
+            ["serve"],
+            signature_def_map={
+                "serving_default": signature(
+                    {"x": x}, {"y": tf.identity(half * x + offset, name="y")}, "tensorflow/serving/predict"
+                ),
+                "regress": signature(
+                    {"inputs": examples}, {"outputs": from_examples(examples)}, "tensorflow/serving/regress"
+                ),
+                "classify": signature(
+                    {"inputs": examples_2},
+                    {"classes": classes, "scores": scores},
+                    "tensorflow/serving/classify",
+                ),
+            },
+        )
+        builder.save()
+    return export_dir
+
+
 def build_tf2_example_model(export_dir: Path) -> Path:
     """A TF2 SavedModel (tf.saved_model.save) whose classify/regress signatures say "predict".
 
@@ -164,6 +227,20 @@ def build_tf2_example_model(export_dir: Path) -> Path:
 def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A version directory of the tiny model (copy it before changing it)."""
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "1")
+
+
+WAIT_S = 60
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, what: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy (and return it), or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def copy_version(src: Path, base: Path, version: int) -> Path:

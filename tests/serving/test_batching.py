@@ -13,7 +13,8 @@ import pytest
 from serving.batching import INLINE_MAX_CALL_S, InferenceQueue
 from serving.config import BatchingOptions
 from serving.errors import Code, ServingError
-from serving.inference import Servable, load_servable
+from serving.loading import load_servable
+from serving.servable import Servable
 
 ROWS = {"x": np.array([1.5, -2.0], np.float32), "n": np.array([3, 4]), "tag": np.array([b"a", b"b"], object)}
 

@@ -1,4 +1,5 @@
-"""Server options, models.config parsing (the repo's own file too), batching parameters, CLI flags."""
+"""Server options, models.config and monitoring.config parsing (the repo's files too), batching parameters,
+gRPC channel arguments, CLI flags."""
 
 from __future__ import annotations
 
@@ -8,12 +9,16 @@ import pytest
 
 from serving.commands import build_options
 from serving.config import (
+    PROMETHEUS_PATH,
     BatchingOptions,
     ServerOptions,
     VersionPolicy,
     load_model_config_file,
+    load_monitoring_config_file,
     parse_batching_parameters,
+    parse_grpc_channel_arguments,
     parse_model_config,
+    parse_monitoring_config,
     single_model,
 )
 
@@ -57,7 +62,11 @@ def test_model_config_text_format() -> None:
             "model_config_list { config { name: 'a' base_path: '/x' model_platform: 'pytorch' } }",
             "model_platform",
         ),
-        ("model_config_list { config { name: 'a' bse_path: '/x' } }", "not a text-format ModelServerConfig"),
+        (
+            "model_config_list { config { name: 'a' bse_path: '/x' } }",
+            "models.config: Error parsing text-format tensorflow.serving.ModelServerConfig: 1:40 : "
+            'Message type "tensorflow.serving.ModelConfig" has no field named "bse_path".',
+        ),
         ("model_config_list { }", "no config entries"),
         ("model_config_list { config { name: 'a/b' base_path: '/x' } }", "model name"),
         (
@@ -72,8 +81,9 @@ def test_model_config_text_format() -> None:
     ],
 )
 def test_bad_model_configs_name_the_problem(text: str, fragment: str) -> None:
-    with pytest.raises(ValueError, match=fragment):
+    with pytest.raises(ValueError) as info:
         parse_model_config(text, "models.config")
+    assert fragment in str(info.value)
 
 
 def test_the_repos_production_configs_parse() -> None:
@@ -81,8 +91,7 @@ def test_the_repos_production_configs_parse() -> None:
     assert taxi.name == "taxi" and taxi.base_path == "/models/taxi"
     batching = parse_batching_parameters((SERVING_DIR / "batching.config").read_text(), "batching.config")
     assert batching.max_batch_size >= 8
-    monitoring = (SERVING_DIR / "monitoring.config").read_text()
-    assert 'path: "/monitoring/prometheus/metrics"' in monitoring and "enable: true" in monitoring
+    assert load_monitoring_config_file(SERVING_DIR / "monitoring.config") == "/monitoring/prometheus/metrics"
 
 
 def test_batching_parameters_file() -> None:
@@ -119,3 +128,86 @@ def test_cli_flags_build_options(tmp_path: Path) -> None:
         build_options(model_name="taxi")
     with pytest.raises(ValueError, match="not both"):
         build_options(model_name="taxi", model_base_path="/x", model_config_file="/y")
+
+
+def test_monitoring_config_sets_the_prometheus_path_as_tf_serving_reads_it() -> None:
+    # TF Serving's own testdata/monitoring_config.txt, commas and all.
+    tf_serving_testdata = (
+        'prometheus_config: {\n  enable: true,\n  path: "/monitoring/prometheus/metrics"\n}'
+    )
+    assert parse_monitoring_config(tf_serving_testdata) == PROMETHEUS_PATH
+    assert parse_monitoring_config('prometheus_config { enable: true path: "/my/metrics" }') == "/my/metrics"
+    assert parse_monitoring_config("prometheus_config { enable: true }") == PROMETHEUS_PATH
+    assert parse_monitoring_config('prometheus_config { enable: false path: "/my/metrics" }') is None
+    assert parse_monitoring_config("") is None  # TF Serving: no metrics endpoint
+    with pytest.raises(ValueError) as info:
+        parse_monitoring_config("prometheus_config { enabled: true }", "m.config")
+    assert str(info.value) == (
+        "m.config: Error parsing text-format tensorflow.serving.MonitoringConfig: 1:21 : "
+        'Message type "tensorflow.serving.PrometheusConfig" has no field named "enabled".'
+    )
+    with pytest.raises(ValueError, match="outside /v1/"):
+        ServerOptions(models=single_model("taxi", "/tmp/x"), prometheus_path="/v1/models/metrics")
+
+
+def test_grpc_channel_arguments_convert_int32_values_as_tf_serving_does() -> None:
+    assert parse_grpc_channel_arguments("grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb") == (
+        ("grpc.max_connection_age_ms", 2000),
+        ("grpc.lb_policy_name", "grpclb"),
+    )
+    # tensorflow's safe_strto32: spaces around, a minus sign, int32 range; anything else stays a string.
+    assert parse_grpc_channel_arguments("a= -5 ,b=2147483648,c=+1,d=,") == (
+        ("a", -5),
+        ("b", "2147483648"),
+        ("c", "+1"),
+        ("d", ""),
+    )
+    assert parse_grpc_channel_arguments("") == ()
+    with pytest.raises(ValueError, match="'grpc.max_receive_message_length' is not key=value"):
+        parse_grpc_channel_arguments("grpc.max_receive_message_length")
+
+
+def test_new_flags_build_options(tmp_path: Path) -> None:
+    monitoring = tmp_path / "monitoring.config"
+    monitoring.write_text('prometheus_config { enable: true path: "/my/metrics" }')
+    opts = build_options(
+        model_base_path=str(tmp_path / "taxi"),
+        grpc_socket_path="/tmp/tfxp.sock",
+        grpc_channel_arguments="grpc.max_receive_message_length=1024",
+        monitoring_config_file=str(monitoring),
+        prefer_tflite_model="false",
+        enable_profiler="false",  # asks for nothing: accepted
+    )
+    assert opts.grpc_socket_path == "/tmp/tfxp.sock"
+    assert opts.grpc_channel_arguments == (("grpc.max_receive_message_length", 1024),)
+    assert opts.prometheus_path == "/my/metrics"
+    assert build_options(model_base_path=str(tmp_path / "taxi")).prometheus_path == PROMETHEUS_PATH
+    with pytest.raises(ValueError, match="unix socket paths hold at most 107 bytes"):
+        build_options(model_base_path=str(tmp_path / "taxi"), grpc_socket_path="/tmp/" + "s" * 120)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"prefer_tflite_model": "true"}, "--prefer_tflite_model: TensorFlow Lite models are out of scope"),
+        ({"num_tflite_pools": 4}, "--num_tflite_pools tunes TensorFlow Lite serving."),
+        ({"num_tflite_interpreters_per_pool": 1}, "--num_tflite_interpreters_per_pool tunes TensorFlow Lite"),
+        ({"enable_profiler": "1"}, "--enable_profiler: the TensorFlow profiler service is out of scope"),
+        ({"enable_profiler": "yes"}, "--enable_profiler='yes' is invalid: use true or false"),
+    ],
+)
+def test_out_of_scope_flags_stop_start_up(flags: dict, message: str, tmp_path: Path) -> None:
+    with pytest.raises(ValueError) as info:
+        build_options(model_base_path=str(tmp_path / "taxi"), **flags)
+    assert str(info.value).startswith(message) and "\n" not in str(info.value)
+
+
+def test_a_malformed_model_config_stops_build_options(tmp_path: Path) -> None:
+    bad = tmp_path / "bad_model_config.txt"
+    bad.write_text("improperly formatted file")  # TF Serving's testdata/bad_model_config.txt
+    with pytest.raises(ValueError) as info:
+        build_options(model_config_file=str(bad))
+    assert str(info.value) == (
+        f"{bad}: Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1 : "
+        'Message type "tensorflow.serving.ModelServerConfig" has no field named "improperly".'
+    )

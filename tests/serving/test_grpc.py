@@ -21,7 +21,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.grpc_server import typed_tensor_proto
+from serving.grpc_codec import typed_tensor_proto
 from tests.serving.conftest import TINY_BIAS, copy_version, in_process_predictions
 
 

@@ -7,7 +7,6 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +25,9 @@ from tensorflow_serving.apis import (
 )
 
 from serving.config import ModelSpec, VersionPolicy, single_model
-from tests.serving.conftest import copy_version, in_process_predictions
+from tests.serving.conftest import copy_version, in_process_predictions, wait_until
 
 MAX_REQUESTS_PER_CLIENT = 3000  # bounds every client loop below
-WAIT_S = 60
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = WAIT_S, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def predict(server: Any, rows: list[dict[str, Any]], path: str = "/v1/models/taxi") -> httpx.Response:

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from serving import codec
-from serving.codec import TensorSpec
+from serving import rest_requests, rest_responses
 from serving.errors import Code, ServingError
+from serving.signatures import TensorSpec
 
 TAXI_LIKE = {
     "fare": TensorSpec("fare", "float32", (-1,)),
@@ -28,7 +28,7 @@ def test_row_format_builds_one_batch_per_input() -> None:
             {"fare": 2, "trip_seconds": 0, "company": ""},
         ]
     }
-    inputs, columnar = codec.predict_inputs(doc, TAXI_LIKE)
+    inputs, columnar = rest_requests.predict_inputs(doc, TAXI_LIKE)
     assert not columnar
     assert inputs["fare"].dtype == np.float32 and inputs["fare"].tolist() == [1.5, 2.0]
     assert inputs["trip_seconds"].dtype == np.int64 and inputs["trip_seconds"].tolist() == [60, 0]
@@ -36,20 +36,20 @@ def test_row_format_builds_one_batch_per_input() -> None:
 
 
 def test_columnar_format_and_single_input_plain_values() -> None:
-    inputs, columnar = codec.predict_inputs({"inputs": [[1, 2], [3.5, 4]]}, PAIRS)
+    inputs, columnar = rest_requests.predict_inputs({"inputs": [[1, 2], [3.5, 4]]}, PAIRS)
     assert columnar and inputs["pairs"].shape == (2, 2) and inputs["pairs"].tolist() == [[1, 2], [3.5, 4]]
-    inputs, columnar = codec.predict_inputs({"instances": [[1, 2], [3, 4], [5, 6]]}, PAIRS)
+    inputs, columnar = rest_requests.predict_inputs({"instances": [[1, 2], [3, 4], [5, 6]]}, PAIRS)
     assert not columnar and inputs["pairs"].shape == (3, 2)
     # A single input may also be named in each instance.
-    inputs, _ = codec.predict_inputs({"instances": [{"pairs": [1, 2]}]}, PAIRS)
+    inputs, _ = rest_requests.predict_inputs({"instances": [{"pairs": [1, 2]}]}, PAIRS)
     assert inputs["pairs"].tolist() == [[1.0, 2.0]]
 
 
 def test_nan_and_infinity_tokens_are_accepted_for_floats() -> None:
-    doc = codec.parse_json_object(
+    doc = rest_requests.parse_json_object(
         b'{"inputs": {"fare": [NaN, Infinity, -Infinity], "trip_seconds": [1,2,3], "company": ["a","b","c"]}}'
     )
-    inputs, _ = codec.predict_inputs(doc, TAXI_LIKE)
+    inputs, _ = rest_requests.predict_inputs(doc, TAXI_LIKE)
     fare = inputs["fare"]
     assert math.isnan(fare[0]) and fare[1] == np.inf and fare[2] == -np.inf
 
@@ -57,18 +57,18 @@ def test_nan_and_infinity_tokens_are_accepted_for_floats() -> None:
 def test_b64_values_decode_to_bytes() -> None:
     raw = b"\x00\xffbinary"
     spec = {"blob": TensorSpec("blob", "string", (-1,))}
-    inputs, _ = codec.predict_inputs({"instances": [{"b64": base64.b64encode(raw).decode()}]}, spec)
+    inputs, _ = rest_requests.predict_inputs({"instances": [{"b64": base64.b64encode(raw).decode()}]}, spec)
     assert inputs["blob"].tolist() == [raw]
     # As absl::Base64Unescape (TF Serving): padding optional, whitespace (line-wrapped base64) skipped.
     wrapped = base64.encodebytes(raw * 40).decode()  # 76-column lines
     assert "\n" in wrapped
-    inputs, _ = codec.predict_inputs({"instances": [{"b64": "aGVsbG8"}, {"b64": wrapped}]}, spec)
+    inputs, _ = rest_requests.predict_inputs({"instances": [{"b64": "aGVsbG8"}, {"b64": wrapped}]}, spec)
     assert inputs["blob"].tolist() == [b"hello", raw * 40]
 
 
 def test_columnar_inputs_read_only_the_signatures_keys() -> None:
     doc = {"inputs": {"fare": [1.5], "trip_seconds": [3], "company": ["a"], "tips": [9]}}
-    inputs, columnar = codec.predict_inputs(doc, TAXI_LIKE)
+    inputs, columnar = rest_requests.predict_inputs(doc, TAXI_LIKE)
     assert columnar and sorted(inputs) == ["company", "fare", "trip_seconds"]
     assert inputs["fare"].tolist() == [1.5] and inputs["company"].tolist() == [b"a"]
 
@@ -123,7 +123,7 @@ def test_bad_predict_bodies_are_invalid_argument_naming_the_problem(
     doc: dict, specs: dict, fragment: str
 ) -> None:
     with pytest.raises(ServingError) as info:
-        codec.predict_inputs(doc, specs)
+        rest_requests.predict_inputs(doc, specs)
     assert info.value.code is Code.INVALID_ARGUMENT and info.value.http_status == 400
     assert fragment in info.value.message
 
@@ -131,26 +131,26 @@ def test_bad_predict_bodies_are_invalid_argument_naming_the_problem(
 @pytest.mark.parametrize("body", [b"", b"{", b"[1, 2]", b'{"instances": [1,]}', b"\xff\xfe"])
 def test_malformed_json_is_a_400(body: bytes) -> None:
     with pytest.raises(ServingError) as info:
-        codec.parse_json_object(body)
+        rest_requests.parse_json_object(body)
     assert info.value.http_status == 400 and ("JSON" in info.value.message)
 
 
 def test_response_formats_follow_tf_serving() -> None:
     one = {"probabilities": np.array([0.2, 0.5], dtype=np.float32)}
-    assert json.loads(codec.predict_response(one, columnar=False)) == {"predictions": [0.2, 0.5]}
-    assert json.loads(codec.predict_response(one, columnar=True)) == {"outputs": [0.2, 0.5]}
+    assert json.loads(rest_responses.predict_response(one, columnar=False)) == {"predictions": [0.2, 0.5]}
+    assert json.loads(rest_responses.predict_response(one, columnar=True)) == {"outputs": [0.2, 0.5]}
     two = {"a": np.array([1, 2]), "b_bytes": np.array([b"x", b"\x00"], dtype=object)}
-    rows = json.loads(codec.predict_response(two, columnar=False))
+    rows = json.loads(rest_responses.predict_response(two, columnar=False))
     assert rows == {
         "predictions": [{"a": 1, "b_bytes": {"b64": "eA=="}}, {"a": 2, "b_bytes": {"b64": "AA=="}}]
     }
-    cols = json.loads(codec.predict_response(two, columnar=True))
+    cols = json.loads(rest_responses.predict_response(two, columnar=True))
     assert cols == {"outputs": {"a": [1, 2], "b_bytes": [{"b64": "eA=="}, {"b64": "AA=="}]}}
 
 
 def test_floats_are_written_like_tf_serving() -> None:
     arr = np.array([0.2, 1.0, 9000000.0, 3e-5, 0.18903968, np.nan, np.inf, -np.inf], dtype=np.float32)
-    text = codec.encode_tensor(arr)
+    text = rest_responses.encode_tensor(arr)
     # Six significant digits when they round-trip, else nine (max_digits10); '.0' on whole
     # numbers; NaN/Infinity tokens.
     assert text == "[0.2,1.0,9e+06,3e-05,0.189039677,NaN,Infinity,-Infinity]"
@@ -159,8 +159,9 @@ def test_floats_are_written_like_tf_serving() -> None:
 
 def test_rows_with_mismatched_output_batches_are_refused() -> None:
     with pytest.raises(ServingError, match="batch size"):
-        codec.predict_response({"a": np.zeros(2), "b": np.zeros(3)}, columnar=False)
-    assert json.loads(codec.predict_response({"a": np.zeros(2), "b": np.zeros(3)}, columnar=True)) == {
+        rest_responses.predict_response({"a": np.zeros(2), "b": np.zeros(3)}, columnar=False)
+    uneven = {"a": np.zeros(2), "b": np.zeros(3)}
+    assert json.loads(rest_responses.predict_response(uneven, columnar=True)) == {
         "outputs": {"a": [0.0, 0.0], "b": [0.0, 0.0, 0.0]}
     }
 
@@ -172,7 +173,7 @@ def test_examples_from_json_merge_context_and_type_features() -> None:
         "context": {"city": "chicago", "x": 1.0},
         "examples": [{"x": 2.5, "n": [1, 2]}, {"b": {"b64": "AAE="}}],
     }
-    examples = [tf.train.Example.FromString(e) for e in codec.examples_from_json(doc)]
+    examples = [tf.train.Example.FromString(e) for e in rest_requests.examples_from_json(doc)]
     first = examples[0].features.feature
     assert list(first["x"].float_list.value) == [2.5]  # the example's own value wins over the context
     assert list(first["n"].int64_list.value) == [1, 2]
@@ -193,5 +194,5 @@ def test_examples_from_json_merge_context_and_type_features() -> None:
 )
 def test_bad_examples_are_invalid(doc: dict, fragment: str) -> None:
     with pytest.raises(ServingError) as info:
-        codec.examples_from_json(doc)
+        rest_requests.examples_from_json(doc)
     assert info.value.http_status == 400 and fragment in info.value.message
