@@ -81,7 +81,7 @@ demo-loop: $(STAMP)
 
 # Benchmarks write JSON under outputs/bench/ (not timed tests: this machine is noisy).
 bench: $(STAMP)
-	$(BIN)/python -m pipeline.bench --out outputs/bench/pipeline.json
+	$(BIN)/python -m bench.pipeline --out outputs/bench/pipeline.json
 
 # Needs a pushed model: run `make demo` first.
 bench-serving: $(STAMP)
