@@ -97,7 +97,7 @@ def run_ours(
 
 
 def _ratio(a: float, b: float) -> float:
-    return round(a / b, 3)
+    return round(a / b, 4)
 
 
 def goals(report: dict[str, Any]) -> list[dict[str, Any]]:
