@@ -273,13 +273,15 @@ def _policy(proto) -> VersionPolicy:  # type: ignore[no-untyped-def]
     return VersionPolicy()
 
 
-def load_model_config_file(path: str | Path) -> tuple[ModelSpec, ...]:
-    path = Path(path)
+def _read_flag_file(path: str | Path, flag: str) -> str:
     try:
-        text = path.read_text()
+        return Path(path).read_text()
     except OSError as exc:
-        raise ValueError(f"cannot read --model_config_file {path}: {exc.strerror}") from exc
-    return parse_model_config(text, str(path))
+        raise ValueError(f"cannot read --{flag} {path}: {exc.strerror}") from exc
+
+
+def load_model_config_file(path: str | Path) -> tuple[ModelSpec, ...]:
+    return parse_model_config(_read_flag_file(path, "model_config_file"), str(path))
 
 
 @functools.lru_cache(maxsize=1)
@@ -329,12 +331,7 @@ def parse_monitoring_config(text: str, source: str = "<monitoring config>") -> s
 
 
 def load_monitoring_config_file(path: str | Path) -> str | None:
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise ValueError(f"cannot read --monitoring_config_file {path}: {exc.strerror}") from exc
-    return parse_monitoring_config(text, str(path))
+    return parse_monitoring_config(_read_flag_file(path, "monitoring_config_file"), str(path))
 
 
 _INT32 = re.compile(r"\s*(-?\d+)\s*")
