@@ -424,6 +424,12 @@ class VertexConfig:
                 f"vertex.image_uri={self.image_uri!r} is not an image reference like "
                 "REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG (a tag or @sha256 digest is required)"
             )
+        elif self.image_uri.endswith(":latest"):
+            problems.append(
+                f"vertex.image_uri={self.image_uri!r} uses the moving tag :latest: a rerun, or a step Vertex "
+                "takes from its cache, could run another image than the one this job was compiled for; "
+                "push with a version tag (e.g. taxi-pipeline:v1) or pin the digest (IMAGE@sha256:...)"
+            )
         if problems:
             raise ValueError("cannot target Vertex AI:\n  - " + "\n  - ".join(problems))
 

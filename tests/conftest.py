@@ -33,6 +33,18 @@ DATA_CSV = REPO_ROOT / "data" / "data.csv"
 FIXTURE_TRAIN_STEPS = 1000
 
 
+# Fixtures that run a real TFX pipeline (LocalDagRunner): every test that uses
+# one, directly or through another fixture, gets the e2e marker.
+PIPELINE_FIXTURES = ("trained_run", "proposal")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what the ``e2e`` marker says: each test whose fixtures run a real pipeline."""
+    for item in items:
+        if set(PIPELINE_FIXTURES) & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+
+
 def read_rows(path: Path = DATA_CSV) -> tuple[list[str], list[list[str]]]:
     with open(path, newline="") as f:
         reader = csv.reader(f)

@@ -187,6 +187,7 @@ def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, a
         ({"output_dir": "/tmp/local-root"}, "must be a gs:// path"),
         ({"vertex.image_uri": ""}, "vertex.image_uri is missing"),
         ({"vertex.image_uri": "taxi pipeline"}, "is not an image reference"),
+        ({"vertex.image_uri": "us-central1-docker.pkg.dev/p/tfx/taxi-pipeline:latest"}, "moving tag :latest"),
         ({"vertex.project": ""}, "vertex.project is missing"),
         ({"vertex.region": ""}, "vertex.region is missing"),
     ],
