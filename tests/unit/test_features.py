@@ -62,3 +62,20 @@ def test_a_bad_spec_names_the_field(change, field):
     raw = {"features": {"fare": {"kind": "numeric", "dtype": "float"}}, "label": "tips > 0.2 * fare", **change}
     with pytest.raises(ValueError, match=rf"^my.yaml: feature spec field {field}="):
         from_dict(raw, source="my.yaml")
+
+
+def test_the_shipped_spec_and_schema_agree_on_every_type_and_a_mismatch_is_named():
+    import dataclasses
+
+    from models.features import Dtype, FeatureSpec
+    from pipeline.data_check import DataError, check_spec_schema
+    from tests.conftest import REPO_ROOT
+
+    schema = str(REPO_ROOT / "schema" / "schema.pbtxt")
+    spec = load_spec()
+    check_spec_schema(spec, schema)  # models/features.yaml against schema/schema.pbtxt
+    fare = dataclasses.replace(spec.feature("fare"), dtype=Dtype.INT)
+    bad = dataclasses.replace(spec, features=tuple(fare if f.name == "fare" else f for f in spec.features))
+    assert isinstance(bad, FeatureSpec)
+    with pytest.raises(DataError, match=r"features\.fare\.dtype=int disagrees with the schema .*schema\.pbtxt \(type FLOAT\)"):
+        check_spec_schema(bad, schema)
