@@ -85,6 +85,22 @@ def _flat_inputs(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
         or sorted(keywords) != sorted(inputs)
         or len(fn.inputs) != len(keywords) + len(fn.captured_inputs)
         or any(t.dtype.as_datatype_enum != inputs[k].dtype for t, k in zip(fn.inputs, keywords))
+        or not _placeholders_named(fn, keywords)
     ):
         return None
     return tuple(keywords)
+
+
+def _placeholders_named(fn: Any, keywords: Sequence[str]) -> bool:
+    """Whether each flat input is the placeholder of the keyword at its position, by name.
+
+    Dtypes alone cannot tell two float inputs apart: were a TensorFlow release
+    to order ``_arg_keywords`` differently from the placeholders, the flat call
+    would swap them silently. Each placeholder is named after its TensorSpec,
+    so the names must match, or the public call is used.
+    """
+    try:
+        specs = fn.structured_input_signature[1]
+        return all(t.op.name == specs[k].name for t, k in zip(fn.inputs, keywords))
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return False

@@ -146,3 +146,32 @@ def test_the_flat_call_keeps_same_dtype_inputs_in_order(tmp_path: Path) -> None:
     assert servable.call(sig, inputs)["out"].tolist() == [123.0]
     public = dataclasses.replace(sig, run=dataclasses.replace(sig.run, flat_inputs=None))
     assert servable.call(public, inputs)["out"].tolist() == [123.0]
+
+
+def test_the_flat_call_is_refused_when_a_placeholder_is_not_the_input_at_its_position(tmp_path: Path) -> None:
+    """Two float inputs in another order than their placeholders: the public call, never a silent swap."""
+    import tensorflow as tf
+
+    from serving.object_graph import _flat_inputs
+
+    spec = tf.TensorSpec([None], tf.float32)
+
+    class Model(tf.Module):
+        @tf.function(input_signature=[spec, spec])
+        def diff(self, a: Any, b: Any) -> Any:
+            return {"out": a - b}
+
+    model = Model()
+    tf.saved_model.save(model, str(tmp_path / "1"), signatures={"serving_default": model.diff})
+    fn = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"]
+    inputs = load_servable("diff", 1, tmp_path / "1").signature_defs.signature_def["serving_default"].inputs
+    assert _flat_inputs(fn, inputs) == tuple(fn._arg_keywords)
+
+    class Reordered:  # what a TF release listing _arg_keywords in another order would look like
+        _arg_keywords = list(reversed(fn._arg_keywords))
+        _call_flat = fn._call_flat
+        inputs = fn.inputs
+        captured_inputs = fn.captured_inputs
+        structured_input_signature = fn.structured_input_signature
+
+    assert _flat_inputs(Reordered(), inputs) is None
