@@ -41,6 +41,13 @@ def test_every_component_ran_and_every_artifact_exists(trained_run):
     assert Path(summary.log_file).stat().st_size > 0
 
 
+def test_no_beam_component_packaged_tfx_into_the_system_temp_dir(trained_run):
+    """Given Beam args without a dependency flag, TFX builds a 49 MB sdist of itself per Beam component."""
+    log = Path(trained_run.summary.log_file).read_text()
+    assert "Component Transform is finished" in log  # the log holds TFX's own lines
+    assert "tfx_ephemeral" not in log
+
+
 def test_the_model_is_blessed_and_beats_the_payment_type_rule(trained_run):
     ev = trained_run.summary.evaluation
     assert ev.blessed, ev.failures

@@ -25,6 +25,8 @@ def test_overrides_win_over_the_profile(tmp_path):
 def test_beam_args_follow_the_config():
     cfg = load_config("local", {"beam.direct_running_mode": "multi_processing", "beam.direct_num_workers": 2})
     assert cfg.beam_pipeline_args() == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    # Beam's defaults are left out: any Beam arg makes TFX package itself for every Beam component.
+    assert load_config("local").beam_pipeline_args() == []
 
 
 def test_a_profile_can_be_a_yaml_path(tmp_path):
