@@ -11,6 +11,13 @@ from models.autograph import skip_library_code
 from models.features import OOV_BUCKETS, Feature, Kind, Label, from_custom_config
 
 
+# A value seen fewer times than this in the train split goes to the
+# out-of-vocabulary bucket with the values never seen: the bucket then learns
+# what an unfamiliar value means (the rare companies' rides), so a new or
+# respelled value gets that, not the weights of a bucket no ride trained.
+VOCAB_MIN_COUNT = 10
+
+
 def fill_in_missing(x: tf.Tensor | tf.SparseTensor, default: float | int | str) -> tf.Tensor:
     """Densify an optional feature to shape [batch], filling missing with ``default``.
 
@@ -41,7 +48,7 @@ def _transform(f: Feature, x: tf.Tensor) -> dict[str, tf.Tensor]:
         return {f.transformed_name: tf.math.floormod(tf.cast(x, tf.int64), f.size)}
     if f.kind is Kind.VOCAB:
         ids = tft.compute_and_apply_vocabulary(
-            x, top_k=f.size, num_oov_buckets=OOV_BUCKETS, vocab_filename=f.name
+            x, top_k=f.size, frequency_threshold=VOCAB_MIN_COUNT, num_oov_buckets=OOV_BUCKETS, vocab_filename=f.name
         )
         return {f.transformed_name: ids}
     raise ValueError(f"feature {f.name!r}: unsupported kind {f.kind}")
