@@ -56,13 +56,9 @@ def component_seconds(metadata_path: Path) -> dict[str, float]:
     An execution is registered when its node starts and updated when it ends,
     so the difference of the two timestamps is the node's time.
     """
-    from ml_metadata import metadata_store
-    from ml_metadata.proto import metadata_store_pb2
+    from pipeline.results import open_store
 
-    config = metadata_store_pb2.ConnectionConfig()
-    config.sqlite.filename_uri = str(metadata_path)
-    config.sqlite.connection_mode = metadata_store_pb2.SqliteMetadataSourceConfig.READONLY
-    store = metadata_store.MetadataStore(config)
+    store = open_store(str(metadata_path))
     runs = store.get_contexts_by_type("pipeline_run")
     if not runs:
         return {}
@@ -76,23 +72,9 @@ def component_seconds(metadata_path: Path) -> dict[str, float]:
     return seconds
 
 
-def overall_metrics(evaluation_dir: Path, output_name: str = "") -> dict[str, float]:
-    """The candidate's overall AUC and accuracy from a TFMA output directory."""
-    import tensorflow_model_analysis as tfma
+def overall_metrics(evaluation_dir: Path) -> dict[str, float]:
+    """The candidate's overall AUC and accuracy from a TFMA output directory (ours or the template's)."""
+    from pipeline.results import load_evaluation
 
-    wanted = {"auc": "auc", "binary_accuracy": "accuracy"}
-    found: dict[str, float] = {}
-    for per_slice in tfma.load_metrics(str(evaluation_dir)):
-        if per_slice.slice_key.single_slice_keys:
-            continue
-        for kv in per_slice.metric_keys_and_values:
-            key = kv.key
-            if (
-                key.name in wanted
-                and key.output_name == output_name
-                and not key.is_diff
-                and not key.HasField("sub_key")
-                and key.model_name in ("", "candidate")
-            ):
-                found[wanted[key.name]] = round(kv.value.double_value.value, 4)
-    return found
+    metrics = load_evaluation(str(evaluation_dir)).overall.metrics
+    return {name: round(metrics[key], 4) for key, name in (("auc", "auc"), ("binary_accuracy", "accuracy")) if key in metrics}

@@ -55,7 +55,7 @@ def _environment() -> dict[str, str]:
     return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
 
 
-def _record(measured: Measured, metadata: Path, evaluation: Path | None, output_name: str) -> dict[str, Any]:
+def _record(measured: Measured, metadata: Path, evaluation: Path | None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "wall_seconds": measured.wall_seconds,
         "peak_rss_mib": measured.peak_rss_mib,
@@ -64,7 +64,7 @@ def _record(measured: Measured, metadata: Path, evaluation: Path | None, output_
         "log": measured.log,
     }
     if evaluation is not None:
-        record.update(overall_metrics(evaluation, output_name))
+        record.update(overall_metrics(evaluation))
     return record
 
 
@@ -73,14 +73,13 @@ def run_reference(template: Path, logs: Path, label: str) -> dict[str, Any]:
     measured = run_measured(reference.command(template), logs / f"{label}.log", cwd=template, env=_environment())
     if measured.returncode != 0:
         raise RuntimeError(f"the reference run {label} failed (exit {measured.returncode}); see {measured.log}")
-    return _record(measured, reference.metadata_path(template), reference.evaluation_dir(template), "")
+    return _record(measured, reference.metadata_path(template), reference.evaluation_dir(template))
 
 
 def run_ours(
     data_dir: Path, out_dir: Path, logs: Path, label: str, cold: bool = True, train_steps: int | None = None
 ) -> dict[str, Any]:
     from pipeline.config import load_config
-    from models.signatures import OUTPUT_KEY
 
     cmd = [str(Path(sys.executable).with_name("tfxp")), "run", "--data", str(data_dir), "--output", str(out_dir)]
     if cold:
@@ -93,7 +92,7 @@ def run_ours(
     cfg = load_config("local", {"output_dir": str(out_dir)})
     evaluations = sorted(Path(cfg.pipeline_root, "Evaluator", "evaluation").glob("*"), key=lambda p: int(p.name))
     # A warm run evaluates nothing new: its metrics are the cached evaluation's.
-    return _record(measured, Path(cfg.metadata_path), evaluations[-1] if evaluations else None, OUTPUT_KEY)
+    return _record(measured, Path(cfg.metadata_path), evaluations[-1] if evaluations else None)
 
 
 def _ratio(a: float, b: float) -> float:
@@ -133,7 +132,8 @@ def bench(work: Path, logs: Path, quick: bool = False, scales: tuple[int, ...] =
     else:
         data_dir.mkdir(parents=True)
         shutil.copyfile(DATA_CSV, data_dir / "data.csv")
-    rows = sum(1 for _ in open(data_dir / "data.csv")) - 1
+    with open(data_dir / "data.csv") as f:
+        rows = sum(1 for _ in f) - 1
     template = reference.prepare(work / "template", data_dir / "data.csv", train_steps)
 
     ref_a = run_reference(template, logs, "reference-1")
