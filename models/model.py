@@ -6,40 +6,12 @@ built on it, and the TFT layer attached to the model must be of the same kind.
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import tf_keras as keras
 
 from models.features import ModelInput
-
-
-@dataclasses.dataclass(frozen=True)
-class HParams:
-    """Model and training hyperparameters."""
-
-    hidden_units: tuple[int, ...] = (64, 32)
-    dropout: float = 0.5
-    l2: float = 0.001
-    learning_rate: float = 0.003
-    batch_size: int = 256
-    seed: int = 42
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> "HParams":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(raw) - known
-        if unknown:
-            raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)}; known: {sorted(known)}")
-        values = dict(raw)
-        if "hidden_units" in values:
-            values["hidden_units"] = tuple(values["hidden_units"])
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = dataclasses.asdict(self)
-        out["hidden_units"] = list(self.hidden_units)
-        return out
+from models.hparams import HParams
 
 
 def build_model(hp: HParams, model_inputs: Sequence[ModelInput]) -> keras.Model:

@@ -14,7 +14,8 @@ from tfx import v1 as tfx
 from models.autograph import skip_library_code
 from models.data import transformed_split
 from models.features import from_custom_config
-from models.model import HParams, build_model
+from models.hparams import HParams
+from models.model import build_model
 from models.rule import best_rule, fit_rules, rule_candidates
 from models.signatures import make_signatures
 
@@ -32,7 +33,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     custom_config = fn_args.custom_config or {}
     spec = from_custom_config(custom_config)
     label = spec.label.transformed_name
-    hp = HParams.from_dict(custom_config.get(HPARAMS_KEY, {}))
+    hp = HParams.model_validate(custom_config.get(HPARAMS_KEY, {}))
     keras.utils.set_random_seed(hp.seed)
     tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
     train = transformed_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label)

@@ -44,7 +44,7 @@ def monitor_command(
     from monitoring.monitor import EXIT_NO_DATA, append_history, monitor, prometheus_text, write_metrics_file
     from monitoring.window import parse_duration, parse_time
 
-    cfg = _config(profile, None, output, code=EXIT_NO_DATA)
+    cfg = _config(profile, None, output)
     log_dir = (request_log or Path(cfg.request_log_dir)).resolve()
     try:
         result = monitor(

@@ -13,7 +13,6 @@ Every number printed comes from this run. Outputs under ``outputs/loop/``.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import random
@@ -120,7 +119,7 @@ def run_loop(out: Path = OUT) -> dict[str, Any]:
     cfg = loop_config(out)
     _say("1. Two spans of rides; train on span 1")
     header, span2 = split_spans(PROJECT_ROOT / "data" / "data.csv", Path(cfg.data.root))
-    first = run_local(dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, span=1)))
+    first = run_local(cfg.model_copy(update={"data": cfg.data.model_copy(update={"span": 1})}))
     print_summary(first, cfg, "spans")
     if not first.pushed_path:
         raise SystemExit("error: the first run pushed nothing; see its summary above")

@@ -139,7 +139,7 @@ def decide_and_retrain(
     built = build_feedback_span(cfg, window_rows, feedback) if feedback is not None else None
     span = built.span if built else (max(find_spans(cfg.data.root, cfg.data.span_pattern), default=None)
                                       if cfg.data.span_pattern else None)
-    run_cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, span=span)) if span is not None else cfg
+    run_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"span": span})}) if span is not None else cfg
     summary = None
     if not cfg.is_local:
         decision = Decision(True, reasons, span, built, submitted=_submit_vertex(run_cfg, dry_run))

@@ -55,7 +55,7 @@ def _quiet_environment() -> None:
 
 
 def _config(
-    profile: str, data: Optional[Path], output: Optional[Path], code: int = 1, **extra: Any
+    profile: str, data: Optional[Path], output: Optional[Path], code: int = 2, **extra: Any
 ) -> "PipelineConfig":
     from pipeline.config import load_config
 
@@ -107,9 +107,9 @@ def run(
         # The flag decides for every kind, overriding the profile's per-kind choices.
         extra["validation.on_anomaly"] = gate_policy
         extra["validation.on_kind"] = {}
-    from pipeline.run import EXIT_REFUSED, run_local
+    from pipeline.run import run_local
 
-    cfg = _config(profile, data, output, code=EXIT_REFUSED, **extra)
+    cfg = _config(profile, data, output, **extra)
 
     console.print(f"Running [bold]{cfg.name}[/] on {cfg.data.root} -> {cfg.output_dir}")
     # The run sends stray prints to its log file; progress goes to this terminal.

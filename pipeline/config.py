@@ -10,16 +10,18 @@ absolute (the CLI resolves them against the working directory).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
+from typing_extensions import Annotated, Self
 
 from models.features import FeatureSpec, Kind, load_spec
 from models.features import from_dict as spec_from_dict
+from models.hparams import Count, Frozen, HParams, Integer, Number
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -39,12 +41,15 @@ BEAM_DEFAULT_WORKERS = 1
 MISSING_VALUES = ("NA", "NaN", "null")
 
 
+class FieldError(ValueError):
+    """A bad config value, already named: ``config field F=V is invalid: why``."""
+
+
 def _fail(field: str, value: Any, why: str) -> None:
-    raise ValueError(f"config field {field}={value!r} is invalid: {why}")
+    raise FieldError(f"config field {field}={value!r} is invalid: {why}")
 
 
-@dataclasses.dataclass(frozen=True)
-class DataConfig:
+class DataConfig(Frozen):
     """Where the CSV data is and how it is split."""
 
     root: str
@@ -52,9 +57,9 @@ class DataConfig:
     # Three splits by hash: the Trainer fits on train and validates (early
     # stopping, progress) on eval; the Evaluator grades on test alone, data the
     # Trainer never saw.
-    train_buckets: int = 14
-    eval_buckets: int = 3
-    test_buckets: int = 3
+    train_buckets: Count = 14
+    eval_buckets: Count = 3
+    test_buckets: Count = 3
     # The column the split hashes on. Empty hashes the whole row, so any edit to
     # a row (a new column, a corrected value) can move it to another split.
     partition_feature: str = ""
@@ -66,10 +71,10 @@ class DataConfig:
     # Empty reads every ``*.csv`` directly under ``root`` as one span (span 0).
     span_pattern: str = ""
     # The span a run ingests; None takes the latest (the greatest number).
-    span: Optional[int] = None
+    span: Optional[Integer] = None
     # The Trainer's rolling window: this run's span and the spans before it,
     # this many in all (1: the run's span alone).
-    training_spans: int = 1
+    training_spans: Count = 1
     # How a run finds the earlier spans it needs. by_span: by span number, the
     # newest span below the run's for drift, and the training_spans - 1 below
     # it for the window. latest: TFX's stock LatestArtifactStrategy, the newest
@@ -81,15 +86,12 @@ class DataConfig:
     # with NA in it stays numeric.
     missing_values: tuple[str, ...] = MISSING_VALUES
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> DataConfig:
         if not self.root:
             _fail("data.root", self.root, "give the directory holding the CSV files")
         if not self.schema_file:
             _fail("data.schema_file", self.schema_file, "give the curated schema.pbtxt")
-        for name in ("train_buckets", "eval_buckets", "test_buckets"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                _fail(f"data.{name}", value, "must be an integer >= 1")
         if self.span_pattern and (
             self.span_pattern.count("{SPAN}") != 1 or self.span_pattern.startswith("/")
         ):
@@ -98,8 +100,6 @@ class DataConfig:
                 self.span_pattern,
                 "give a pattern relative to data.root with {SPAN} once, e.g. span-{SPAN}/*.csv",
             )
-        if not isinstance(self.training_spans, int) or isinstance(self.training_spans, bool) or self.training_spans < 1:
-            _fail("data.training_spans", self.training_spans, "must be an integer >= 1 (1 trains on the run's span alone)")
         if self.span_resolution not in _SPAN_RESOLUTIONS:
             _fail("data.span_resolution", self.span_resolution, f"must be one of {', '.join(_SPAN_RESOLUTIONS)}")
         if self.span_resolution == "latest" and self.training_spans != 1:
@@ -109,49 +109,29 @@ class DataConfig:
                 "a window of several spans needs data.span_resolution: by_span (local runs; "
                 "Vertex AI compiles only TFX's own resolvers, which cannot find a run's own span reliably)",
             )
-        if not isinstance(self.missing_values, tuple) or not all(
-            isinstance(v, str) and v.strip() for v in self.missing_values
-        ):
+        if not all(v.strip() for v in self.missing_values):
             _fail("data.missing_values", self.missing_values, 'must be a list of non-empty strings, e.g. [NA, "null"]')
         if self.span is not None:
             if not self.span_pattern:
                 _fail("data.span", self.span, "choosing a span needs data.span_pattern (e.g. span-{SPAN}/*.csv)")
-            if not isinstance(self.span, int) or isinstance(self.span, bool) or self.span < 0:
+            if self.span < 0:
                 _fail("data.span", self.span, "must be a span number >= 0")
+        return self
 
     @property
     def test_fraction(self) -> float:
         return self.test_buckets / (self.train_buckets + self.eval_buckets + self.test_buckets)
 
 
-@dataclasses.dataclass(frozen=True)
-class TrainingConfig:
-    """Trainer settings; also the model's hyperparameters."""
+class TrainingConfig(HParams):
+    """Trainer settings: the model's hyperparameters (their defaults live in HParams) and the steps."""
 
-    train_steps: int = 1000
-    eval_steps: int = 20
-    batch_size: int = 256
-    learning_rate: float = 0.003
-    hidden_units: tuple[int, ...] = (64, 32)
-    dropout: float = 0.5
-    l2: float = 0.001
-    seed: int = 42
+    train_steps: Count = 1000
+    eval_steps: Count = 20
 
-    def __post_init__(self) -> None:
-        for name in ("train_steps", "eval_steps", "batch_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                _fail(f"training.{name}", value, "must be an integer >= 1")
-        if not 0 < self.learning_rate < 1:
-            _fail("training.learning_rate", self.learning_rate, "must be in (0, 1)")
-        if not self.hidden_units or any(
-            not isinstance(u, int) or u < 1 for u in self.hidden_units
-        ):
-            _fail("training.hidden_units", self.hidden_units, "must be positive integers")
-        if not 0 <= self.dropout < 1:
-            _fail("training.dropout", self.dropout, "must be in [0, 1)")
-        if self.l2 < 0:
-            _fail("training.l2", self.l2, "must be >= 0")
+    @property
+    def hparams(self) -> HParams:
+        return HParams.model_validate(self.model_dump(include=set(HParams.model_fields)))
 
 
 # Metrics the Evaluator computes that a threshold may name: higher is better
@@ -161,8 +141,6 @@ GATE_METRICS = ("auc", "auc_precision_recall", "binary_accuracy", "precision", "
 
 
 def _check_metric_bounds(field: str, bounds: Mapping[str, Any], low: float, high: float) -> None:
-    if not isinstance(bounds, Mapping):
-        _fail(field, bounds, "must be a mapping of metric name to number, e.g. {auc: 0.9}")
     for metric, value in bounds.items():
         if metric not in GATE_METRICS:
             _fail(
@@ -170,12 +148,11 @@ def _check_metric_bounds(field: str, bounds: Mapping[str, Any], low: float, high
                 value,
                 f"{metric!r} is not a metric the Evaluator computes; choose from {', '.join(GATE_METRICS)}",
             )
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        if not low <= value <= high:
             _fail(f"{field}.{metric}", value, f"must be a number in [{low}, {high}]")
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
+class EvalConfig(Frozen):
     """TFMA thresholds that decide the blessing, on the test split.
 
     Every threshold is a mapping of metric name (``GATE_METRICS``) to a number.
@@ -188,22 +165,22 @@ class EvalConfig:
     # one dataset refuse good models on another. The default gate is relative
     # (min_lift_over_majority, min_lift_over_rule); the taxi profiles add
     # floors of their own.
-    floors: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    floors: dict[str, Number] = Field(default_factory=dict)
     # Largest drop on the whole test split against the baseline.
-    max_drops: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.01})
+    max_drops: dict[str, Number] = Field(default_factory=lambda: {"auc": 0.01})
     # Floors on every slice big enough to judge (below). AUC 0.5 is chance: 0.6
     # refuses a model at chance on any judged slice, with room for the sampling
     # noise of a 200-row slice (about 0.04 AUC at one standard deviation).
-    slice_floors: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.6})
+    slice_floors: dict[str, Number] = Field(default_factory=lambda: {"auc": 0.6})
     # Largest drop on any judged slice against the baseline. Wider than the
     # overall one: a retrain on the same data moves a 200-row slice's AUC by a
     # few hundredths by chance alone.
-    slice_max_drops: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.1})
+    slice_max_drops: dict[str, Number] = Field(default_factory=lambda: {"auc": 0.1})
     # A slice is judged only with at least this many test examples, and at least
     # slice_min_class_examples of each class: AUC on a slice with one positive
     # (cash rides) is decided by that one row. Smaller slices are reported, never gate.
-    slice_min_examples: int = 200
-    slice_min_class_examples: int = 10
+    slice_min_examples: Count = 200
+    slice_min_class_examples: Count = 10
     # Slices crossed from two or more slice features (each single slice feature
     # of the feature spec is sliced on its own as well).
     crossed_slices: tuple[tuple[str, ...], ...] = ()
@@ -213,12 +190,10 @@ class EvalConfig:
     rule_feature: str = "auto"
     # How much the model must beat the rule by on the whole test split, per
     # metric. Empty: the rule is shown, never gates.
-    min_lift_over_rule: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"auc": 0.01})
+    min_lift_over_rule: dict[str, Number] = Field(default_factory=lambda: {"auc": 0.01})
     # How much the model's binary_accuracy must beat the majority class's
     # (always predicting the commoner label) on the whole test split.
-    min_lift_over_majority: Mapping[str, float] = dataclasses.field(
-        default_factory=lambda: {"binary_accuracy": 0.01}
-    )
+    min_lift_over_majority: dict[str, Number] = Field(default_factory=lambda: {"binary_accuracy": 0.01})
     # How the baseline is found: the latest blessed model trained before the
     # candidate (re-runs are fully cached), or TFX's stock latest blessed model
     # (the only one Vertex AI compiles).
@@ -226,7 +201,8 @@ class EvalConfig:
     # The spec's slice features (slice: true), filled in by PipelineConfig.
     slice_features: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         _check_metric_bounds("eval.floors", self.floors, 0, 1)
         _check_metric_bounds("eval.max_drops", self.max_drops, 0, 1)
         _check_metric_bounds("eval.slice_floors", self.slice_floors, 0, 1)
@@ -239,15 +215,12 @@ class EvalConfig:
                 dict(self.min_lift_over_majority),
                 "only binary_accuracy has a majority-class baseline",
             )
-        for name in ("slice_min_examples", "slice_min_class_examples"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                _fail(f"eval.{name}", value, "must be an integer >= 1")
         for i, cross in enumerate(self.crossed_slices):
-            if not isinstance(cross, tuple) or len(cross) < 2 or len(set(cross)) != len(cross):
+            if len(cross) < 2 or len(set(cross)) != len(cross):
                 _fail(f"eval.crossed_slices[{i}]", cross, "give two or more different feature names")
         if self.baseline not in _BASELINES:
             _fail("eval.baseline", self.baseline, f"must be one of {', '.join(_BASELINES)}")
+        return self
 
     def check_against(self, spec: FeatureSpec) -> None:
         """Raise ValueError naming the eval field that names a feature the spec lacks."""
@@ -277,8 +250,7 @@ class EvalConfig:
 _ACTIONS = ("fail", "warn")
 
 
-@dataclasses.dataclass(frozen=True)
-class ValidationConfig:
+class ValidationConfig(Frozen):
     """What the data gate does with each finding: ``fail`` the run or ``warn`` and go on.
 
     ``on_kind`` maps a finding's kind to an action, overriding ``on_anomaly``:
@@ -288,15 +260,14 @@ class ValidationConfig:
     """
 
     on_anomaly: str = "fail"
-    on_kind: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    on_kind: dict[str, str] = Field(default_factory=dict)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         from tensorflow_metadata.proto.v0 import anomalies_pb2
 
         if self.on_anomaly not in _ACTIONS:
             _fail("validation.on_anomaly", self.on_anomaly, "must be fail or warn")
-        if not isinstance(self.on_kind, Mapping):
-            _fail("validation.on_kind", self.on_kind, "must be a mapping of kind to fail or warn, e.g. {drift: warn}")
         kinds = ("schema", "drift", *anomalies_pb2.AnomalyInfo.Type.keys())
         for kind, action in self.on_kind.items():
             if kind not in kinds:
@@ -308,29 +279,28 @@ class ValidationConfig:
                 )
             if action not in _ACTIONS:
                 _fail(f"validation.on_kind.{kind}", action, "must be fail or warn")
+        return self
 
     def policy_json(self) -> str:
         """The policy as the gate component takes it (part of its cache key)."""
         return json.dumps({"on_anomaly": self.on_anomaly, "on_kind": dict(sorted(self.on_kind.items()))})
 
 
-@dataclasses.dataclass(frozen=True)
-class BeamConfig:
+class BeamConfig(Frozen):
     """How Beam runs the heavy steps (DirectRunner locally)."""
 
     runner: str = "DirectRunner"
     direct_running_mode: str = "in_memory"
-    direct_num_workers: int = 1
+    direct_num_workers: Integer = 1
     # DataflowRunner only (project, region and the image come from vertex.*).
     machine_type: str = "n1-standard-4"
-    max_num_workers: int = 10
+    max_num_workers: Count = 10
     extra_args: tuple[str, ...] = ()
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         if self.runner not in _RUNNERS:
             _fail("beam.runner", self.runner, f"must be one of {', '.join(_RUNNERS)}")
-        if self.max_num_workers < 1:
-            _fail("beam.max_num_workers", self.max_num_workers, "must be >= 1")
         if self.direct_running_mode not in _RUNNING_MODES:
             _fail(
                 "beam.direct_running_mode",
@@ -339,24 +309,24 @@ class BeamConfig:
             )
         if self.direct_num_workers < 0:
             _fail("beam.direct_num_workers", self.direct_num_workers, "must be >= 0 (0 = all cores)")
+        return self
 
 
-
-@dataclasses.dataclass(frozen=True)
-class ServingConfig:
+class ServingConfig(Frozen):
     """Where Pusher writes the model for TF Serving."""
 
     model_name: str = "taxi"
     # Empty means <output_dir>/serving_model.
     serving_dir: str = ""
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         if not _MODEL_NAME.fullmatch(self.model_name or ""):
             _fail("serving.model_name", self.model_name, "use letters, digits, '_', '-' or '.'")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
-class MonitoringConfig:
+class MonitoringConfig(Frozen):
     """``tfxp monitor``: which request log, how big a window, and the bounds on predictions.
 
     Skew and drift thresholds are the schema's comparators; these bound the
@@ -366,28 +336,25 @@ class MonitoringConfig:
     # Empty: <output_dir>/request_log (where `make demo-loop` serves with logging on).
     request_log_dir: str = ""
     # The window when none is given: the newest this many rows (and the same number before, for drift).
-    window_rows: int = 1000
+    window_rows: Count = 1000
     # A smaller window gets no verdict: on a few hundred rows, sampling noise alone
     # moves a many-valued feature (77 community areas) past a 0.05 threshold.
-    min_window_rows: int = 300
+    min_window_rows: Count = 300
     # Largest change of the mean served score from the eval split's.
-    max_prediction_mean_shift: float = 0.1
+    max_prediction_mean_shift: Number = 0.1
     # Largest Jensen-Shannon divergence (bits) between the served and eval score histograms.
-    max_prediction_distance: float = 0.1
+    max_prediction_distance: Number = 0.1
 
-    def __post_init__(self) -> None:
-        for name in ("window_rows", "min_window_rows"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                _fail(f"monitoring.{name}", value, "must be an integer >= 1")
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         for name in ("max_prediction_mean_shift", "max_prediction_distance"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 1:
+            if not 0 < value <= 1:
                 _fail(f"monitoring.{name}", value, "must be a number in (0, 1]")
+        return self
 
 
-@dataclasses.dataclass(frozen=True)
-class VertexConfig:
+class VertexConfig(Frozen):
     """Vertex AI Pipelines: where and as whom the compiled pipeline runs."""
 
     project: str = ""
@@ -437,26 +404,38 @@ class VertexConfig:
             raise ValueError("cannot target Vertex AI:\n  - " + "\n  - ".join(problems))
 
 
-@dataclasses.dataclass(frozen=True)
-class PipelineConfig:
+def _feature_spec(value: Any, info: ValidationInfo) -> Any:
+    """A profile's ``features``: a spec file's path (relative to the project root) or an inline block."""
+    if isinstance(value, str):
+        path = Path(value).expanduser()
+        return load_spec(path if path.is_absolute() else PROJECT_ROOT / path)
+    if isinstance(value, Mapping):
+        return spec_from_dict(value, source=f"{(info.context or {}).get('source', 'config')}: features")
+    return value
+
+
+class PipelineConfig(Frozen):
     """The whole pipeline's config."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
 
     data: DataConfig
     # The feature spec and label: a spec file (models/features.yaml, the
     # taxi spec, by default) or a profile's features: block.
-    features: FeatureSpec = dataclasses.field(default_factory=load_spec)
+    features: Annotated[FeatureSpec, BeforeValidator(_feature_spec)] = Field(default_factory=load_spec)
     name: str = "taxi-pipeline"
     output_dir: str = "outputs"
     enable_cache: bool = True
-    training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
-    eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
-    validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
-    beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
-    serving: ServingConfig = dataclasses.field(default_factory=ServingConfig)
-    monitoring: MonitoringConfig = dataclasses.field(default_factory=MonitoringConfig)
-    vertex: VertexConfig = dataclasses.field(default_factory=VertexConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    beam: BeamConfig = Field(default_factory=BeamConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    vertex: VertexConfig = Field(default_factory=VertexConfig)
 
-    def __post_init__(self) -> None:
+    @model_validator(mode="after")
+    def _check(self) -> Self:
         if not _PIPELINE_NAME.fullmatch(self.name or ""):
             _fail(
                 "name",
@@ -467,7 +446,8 @@ class PipelineConfig:
             _fail("output_dir", self.output_dir, "give a directory")
         self.eval.check_against(self.features)
         # Frozen: the spec's slice features are copied into eval once, here.
-        object.__setattr__(self, "eval", dataclasses.replace(self.eval, slice_features=self.features.slice_keys()))
+        object.__setattr__(self, "eval", self.eval.model_copy(update={"slice_features": self.features.slice_keys()}))
+        return self
 
     @property
     def pipeline_root(self) -> str:
@@ -526,18 +506,6 @@ class PipelineConfig:
         return f"{self.serving_dir.rstrip('/')}/{self.serving.model_name}"
 
 
-_SECTIONS: dict[str, type] = {
-    "data": DataConfig,
-    "training": TrainingConfig,
-    "eval": EvalConfig,
-    "validation": ValidationConfig,
-    "beam": BeamConfig,
-    "serving": ServingConfig,
-    "monitoring": MonitoringConfig,
-    "vertex": VertexConfig,
-}
-
-
 def available_profiles() -> list[str]:
     return sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
 
@@ -581,6 +549,9 @@ def setting_source(profile: str, dotted: str, overrides: Mapping[str, Any] | Non
         node = node.get(part) if isinstance(node, Mapping) else None
     if node is not None:
         return _shown(path)
+    section, _, name = dotted.partition(".")
+    if section == "training" and name in HParams.model_fields:
+        return "the default in models/hparams.py"
     return "the default in pipeline/config.py"
 
 
@@ -613,58 +584,59 @@ def _resolve_paths(cfg: PipelineConfig) -> PipelineConfig:
             return value
         return str(PROJECT_ROOT / value)
 
-    return dataclasses.replace(
-        cfg,
-        output_dir=absolute(cfg.output_dir),
-        data=dataclasses.replace(
-            cfg.data, root=absolute(cfg.data.root), schema_file=absolute(cfg.data.schema_file)
-        ),
-        serving=dataclasses.replace(cfg.serving, serving_dir=absolute(cfg.serving.serving_dir)),
-        monitoring=dataclasses.replace(cfg.monitoring, request_log_dir=absolute(cfg.monitoring.request_log_dir)),
+    return cfg.model_copy(
+        update={
+            "output_dir": absolute(cfg.output_dir),
+            "data": cfg.data.model_copy(
+                update={"root": absolute(cfg.data.root), "schema_file": absolute(cfg.data.schema_file)}
+            ),
+            "serving": cfg.serving.model_copy(update={"serving_dir": absolute(cfg.serving.serving_dir)}),
+            "monitoring": cfg.monitoring.model_copy(
+                update={"request_log_dir": absolute(cfg.monitoring.request_log_dir)}
+            ),
+        }
     )
 
 
 def from_dict(raw: Mapping[str, Any], source: str = "config") -> PipelineConfig:
-    """Build a PipelineConfig from nested plain values, naming unknown fields."""
-    top_fields = {f.name for f in dataclasses.fields(PipelineConfig)}
-    unknown = set(raw) - top_fields
-    if unknown:
-        raise ValueError(f"{source}: unknown config field(s) {sorted(unknown)}; known: {sorted(top_fields)}")
-    kwargs: dict[str, Any] = {}
-    for key, value in raw.items():
-        if key == "features":
-            kwargs[key] = _features(value, source)
-            continue
-        section = _SECTIONS.get(key)
-        if section is None:
-            kwargs[key] = value
-            continue
-        if not isinstance(value, Mapping):
-            raise ValueError(f"{source}: config section {key!r} must be a mapping")
-        known = {f.name: f for f in dataclasses.fields(section)}
-        bad = set(value) - set(known)
-        if bad:
-            raise ValueError(
-                f"{source}: unknown field(s) {sorted(f'{key}.{b}' for b in bad)}; "
-                f"known: {sorted(f'{key}.{k}' for k in known)}"
-            )
-        kwargs[key] = section(**{k: _coerce(v) for k, v in value.items()})
-    if "data" not in kwargs:
+    """Build a PipelineConfig from nested plain values; every bad value is one line naming ``source`` and the field."""
+    if "data" not in raw:
         raise ValueError(f"{source}: config section 'data' (with data.root) is required")
-    return PipelineConfig(**kwargs)
+    try:
+        return PipelineConfig.model_validate(raw, context={"source": source})
+    except ValidationError as exc:
+        raise ValueError("\n".join(_problems(exc, source))) from None
 
 
-def _features(value: Any, source: str) -> FeatureSpec:
-    """A profile's ``features``: a spec file's path (relative to the project root) or an inline block."""
-    if isinstance(value, str):
-        path = Path(value).expanduser()
-        return load_spec(path if path.is_absolute() else PROJECT_ROOT / path)
-    return spec_from_dict(value, source=f"{source}: features")
+def _problems(exc: ValidationError, source: str) -> list[str]:
+    """One line per bad value; unknown fields grouped by section, with the known ones."""
+    lines: list[str] = []
+    unknown: dict[tuple[str, ...], list[str]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(str(part) for part in err["loc"])
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        if err["type"] == "extra_forbidden":
+            unknown.setdefault(loc[:-1], []).append(dotted)
+            continue
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, FieldError) or str(cause).startswith(source):
+            lines.append(str(cause) if str(cause).startswith(source) else f"{source}: {cause}")
+        elif err["type"] == "missing":
+            lines.append(f"{source}: config field {dotted} is missing")
+        else:
+            why = str(cause) if cause is not None else err["msg"]
+            lines.append(f"{source}: config field {dotted}={err['input']!r} is invalid: {why}")
+    for section, names in unknown.items():
+        known = sorted(".".join((*section, name)) for name in _model_at(section).model_fields)
+        lines.append(f"{source}: unknown field(s) {sorted(names)}; known: {known}")
+    return lines
 
 
-def _coerce(value: Any) -> Any:
-    # YAML lists (and lists of lists) become tuples so the frozen config stays hashable.
-    return tuple(_coerce(v) for v in value) if isinstance(value, list) else value
+def _model_at(section: tuple[str, ...]) -> type[Frozen]:
+    model: type[Frozen] = PipelineConfig
+    for part in section:
+        model = model.model_fields[part].annotation  # type: ignore[assignment]
+    return model
 
 
 def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:

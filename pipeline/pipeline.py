@@ -12,7 +12,6 @@ from tfx.dsl.components.base import base_component
 
 import models
 from models.features import SPEC_KEY, FeatureSpec
-from models.model import HParams
 from models.preprocessing import preprocessing_fn
 from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
@@ -28,7 +27,7 @@ from pipeline.components.spans import (
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
 from pipeline.components.schema_importer import CuratedSchemaImporter
-from pipeline.config import DataConfig, EvalConfig, PipelineConfig, TrainingConfig
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig
 from pipeline.data_check import CSV_PATTERN
 from pipeline.slice_gate import eval_config
 
@@ -121,17 +120,6 @@ def example_gen(data: DataConfig, spec: FeatureSpec, input_base: Any = None) -> 
     ).with_id("CsvExampleGen")
 
 
-def hparams(training: TrainingConfig) -> HParams:
-    return HParams(
-        hidden_units=training.hidden_units,
-        dropout=training.dropout,
-        l2=training.l2,
-        learning_rate=training.learning_rate,
-        batch_size=training.batch_size,
-        seed=training.seed,
-    )
-
-
 def _trainer(
     cfg: PipelineConfig,
     examples: Any,
@@ -141,7 +129,7 @@ def _trainer(
 ) -> base_component.BaseComponent:
     """Keras training in the pipeline, or as a Vertex AI custom job (vertex.training_machine_type)."""
     custom_config: dict[str, Any] = {
-        HPARAMS_KEY: hparams(cfg.training).to_dict(),
+        HPARAMS_KEY: cfg.training.hparams.model_dump(mode="json"),
         RULE_FEATURE_KEY: cfg.eval.rule_feature,
         SPEC_KEY: cfg.features.to_json(),
         **fingerprint,

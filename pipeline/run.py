@@ -39,16 +39,16 @@ class ComponentProgress:
 
 
 # `tfxp run`'s exit codes: a script can tell a refused model or refused input
-# from a broken run. 2 is left to the CLI's own usage errors.
+# from a broken run. 2 is a usage error: a bad flag, or a bad config value.
 EXIT_OK = 0  # succeeded: the candidate was pushed, or nothing changed
 EXIT_FAILED = 1  # anything else went wrong
 EXIT_NOT_BLESSED = 3  # the run completed, but the model was not blessed: nothing pushed
-EXIT_REFUSED = 4  # the data or the config was refused (checks, the data gate, a bad setting)
+EXIT_REFUSED = 4  # the data was refused (the CSV checks, the data gate)
 EXIT_MEANINGS = {
     EXIT_OK: "succeeded",
     EXIT_FAILED: "the run failed",
     EXIT_NOT_BLESSED: "completed, model not blessed",
-    EXIT_REFUSED: "data or config refused",
+    EXIT_REFUSED: "data refused",
 }
 
 

@@ -1,8 +1,9 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
-from pipeline.config import PROJECT_ROOT, load_config
+from pipeline.config import PROFILES_DIR, PROJECT_ROOT, load_config
 
 
 def test_local_profile_resolves_paths_against_the_project_root():
@@ -100,3 +101,57 @@ def test_a_slice_size_larger_than_the_test_split_is_warned_about_up_front():
     )
     assert judging_warnings(load_config("local"), rows=15002) == []
     assert judging_warnings(load_config("local", {"eval.slice_floors": {}, "eval.slice_max_drops": {}}), rows=10) == []
+
+
+def test_yaml_numbers_without_a_dot_are_coerced(tmp_path):
+    # PyYAML reads 3e-3 as the string '3e-3'; the typed config makes it a float.
+    path = tmp_path / "mine.yaml"
+    path.write_text("data: {root: /d}\ntraining: {learning_rate: 3e-3, hidden_units: [16]}\neval: {floors: {auc: 9e-1}}\n")
+    cfg = load_config(str(path))
+    assert cfg.training.learning_rate == 0.003 and cfg.eval.floors == {"auc": 0.9}
+    assert cfg.training.hparams.learning_rate == 0.003 and cfg.training.hparams.hidden_units == (16,)
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "line"),
+    [
+        ("training: {learning_rate: fast}", "config field training.learning_rate='fast' is invalid: Input should be a valid number"),
+        ("eval: {floors: {auc: high}}", "config field eval.floors.auc='high' is invalid: Input should be a valid number"),
+        ("training: {train_steps: yes}", "config field training.train_steps=True is invalid: expected a number, got True"),
+        ("training: {hidden_units: [64, 0]}", "config field training.hidden_units[1]=0 is invalid: Input should be greater than or equal to 1"),
+        ("monitoring: {window_rows: 2.5}", "config field monitoring.window_rows=2.5 is invalid: Input should be a valid integer"),
+        ("enable_cache: maybe", "config field enable_cache='maybe' is invalid: Input should be a valid boolean"),
+    ],
+)
+def test_a_bad_value_in_a_profile_is_one_line_naming_file_field_value_and_expectation(tmp_path, yaml_text, line):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"data: {{root: /d}}\n{yaml_text}\n")
+    with pytest.raises(ValueError) as info:
+        load_config(str(path))
+    assert str(info.value).startswith(f"{path}: {line}"), str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_the_cli_reports_a_bad_profile_value_in_one_line_with_exit_2(tmp_path):
+    from typer.testing import CliRunner
+
+    from pipeline.cli import app
+
+    path = tmp_path / "bad.yaml"
+    path.write_text("data: {root: /d}\ntraining: {learning_rate: 3e-3, dropout: lots}\n")
+    result = CliRunner().invoke(app, ["run", "--profile", str(path), "--output", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == (
+        f"error: {path}: config field training.dropout='lots' is invalid: "
+        "Input should be a valid number, unable to parse string as a number"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_hyperparameter_defaults_have_one_home():
+    from models.hparams import HParams
+
+    assert load_config("local").training.hparams == HParams()
+    for profile in PROFILES_DIR.glob("*.yaml"):
+        training = (yaml.safe_load(profile.read_text()) or {}).get("training") or {}
+        assert not set(training) & set(HParams.model_fields), f"{profile.name} repeats a default: {training}"

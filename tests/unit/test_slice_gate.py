@@ -7,7 +7,6 @@ slices built to fail, and leave alone the ones too small to judge.
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -27,7 +26,7 @@ LABEL_KEY = "big_tipper_xf"
 
 def taxi_eval(**changes) -> EvalConfig:
     """The taxi profile's eval config (its slice features come from the feature spec)."""
-    return dataclasses.replace(load_config("local").eval, **changes)
+    return load_config("local").eval.model_copy(update=changes)
 CHANCE_HOUR = 7  # every prediction in this hour is noise
 
 
@@ -198,7 +197,7 @@ def test_thresholds_exist_for_every_slice_and_the_metrics_module_imports_by_name
 
 
 def test_no_slice_thresholds_means_no_judged_metric():
-    config = eval_config(dataclasses.replace(EvalConfig(), slice_floors={}, slice_max_drops={}), LABEL_KEY)
+    config = eval_config(EvalConfig(slice_floors={}, slice_max_drops={}), LABEL_KEY)
     assert "JudgedMetric" not in str(config)
 
 
