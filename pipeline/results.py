@@ -27,6 +27,14 @@ class NodeResult:
     execution_type: str
     outputs: dict[str, list[str]]
     output_properties: dict[str, list[dict[str, Any]]]
+    # MLMD registers an execution when its node starts and updates it when it
+    # ends: the two timestamps (ms) give the node's time.
+    started_ms: int = 0
+    updated_ms: int = 0
+
+    @property
+    def seconds(self) -> float:
+        return (self.updated_ms - self.started_ms) / 1000
 
     def output_uri(self, key: str) -> str:
         uris = self.outputs.get(key) or []
@@ -135,22 +143,19 @@ def open_store(metadata_path: str) -> metadata_store.MetadataStore:
 def latest_run(metadata_path: str, pipeline_name: str, run_id: str | None = None) -> dict[str, NodeResult]:
     """Node results of one run of ``pipeline_name`` (the newest by default), keyed by node id."""
     store = open_store(metadata_path)
-    if run_id is not None:
-        run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id)
-        return _node_results(store, store.get_executions_by_context(run_ctx.id)) if run_ctx else {}
+    run_id = run_id or newest_run_id(store, pipeline_name)
+    run_ctx = store.get_context_by_type_and_name("pipeline_run", run_id) if run_id else None
+    return _node_results(store, store.get_executions_by_context(run_ctx.id)) if run_ctx else {}
+
+
+def newest_run_id(store: metadata_store.MetadataStore, pipeline_name: str) -> str | None:
+    """The run id (pipeline_run context name) of the pipeline's newest execution, if any."""
     pipeline_ctx = store.get_context_by_type_and_name("pipeline", pipeline_name)
-    if pipeline_ctx is None:
-        return {}
-    executions = store.get_executions_by_context(pipeline_ctx.id)
+    executions = store.get_executions_by_context(pipeline_ctx.id) if pipeline_ctx else []
     if not executions:
-        return {}
+        return None
     newest = max(executions, key=lambda e: e.create_time_since_epoch)
-    run_ctx = next(
-        (c for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run"), None
-    )
-    if run_ctx is None:
-        return {}
-    return _node_results(store, store.get_executions_by_context(run_ctx.id))
+    return next((c.name for c in store.get_contexts_by_execution(newest.id) if c.type == "pipeline_run"), None)
 
 
 def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) -> dict[str, NodeResult]:
@@ -177,7 +182,13 @@ def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) ->
             values.update({k: property_value(v) for k, v in artifact.custom_properties.items()})
             properties.setdefault(key, []).append(values)
         results[node_id] = NodeResult(
-            node_id, _STATES.Name(execution.last_known_state), execution.type, outputs, properties
+            node_id,
+            _STATES.Name(execution.last_known_state),
+            execution.type,
+            outputs,
+            properties,
+            execution.create_time_since_epoch,
+            execution.last_update_time_since_epoch,
         )
     return results
 

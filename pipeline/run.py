@@ -11,8 +11,8 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Iterator, TextIO
@@ -21,14 +21,11 @@ from pipeline.components.csv_example_gen import ROWS_WITHOUT_LABEL
 from pipeline.components.drift import DRIFT_PROPERTY
 from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
 from pipeline.config import PipelineConfig
-from pipeline.results import Evaluation, NodeResult, chosen_rule, latest_run, load_evaluation
+from pipeline.results import Evaluation, NodeResult, chosen_rule, latest_run, load_evaluation, newest_run_id, open_store
 from validation.history import DriftRecord, drift_record
 
 logger = logging.getLogger(__name__)
 
-_RUNNING = re.compile(r"Component (\S+) is running\.")
-_FINISHED = re.compile(r"Component (\S+) is finished\.")
-_CACHED = re.compile(r"A cached execution \d+ is used\.")
 
 
 @dataclasses.dataclass
@@ -94,47 +91,74 @@ class RunSummary:
 ProgressCallback = Callable[[ComponentProgress], None]
 
 
-class _ProgressHandler(logging.Handler):
-    """Turns LocalDagRunner's log lines into per-component progress events."""
+_STATUS = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed", "NEW": "running", "RUNNING": "running"}
 
-    def __init__(self, callback: ProgressCallback | None, resolvers: set[str]) -> None:
-        super().__init__(logging.INFO)
-        self.callback = callback
-        self.resolvers = resolvers
-        self.components: list[ComponentProgress] = []
-        self._started = 0.0
-        self._cached = False
 
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        if match := _RUNNING.match(message):
-            self._started, self._cached = time.monotonic(), False
-            self.components.append(ComponentProgress(match.group(1), "running"))
-            self._notify()
-        elif _CACHED.match(message):
-            self._cached = True
-        elif (match := _FINISHED.match(message)) and self.components:
-            current = self.components[-1]
-            if current.node_id in self.resolvers:
-                current.status = "resolved"
-            else:
-                current.status = "cached" if self._cached else "done"
-            current.seconds = time.monotonic() - self._started
-            self._notify()
+def component_progress(node: NodeResult) -> ComponentProgress:
+    """A node's progress as MLMD records it; resolver nodes show as resolved once they ran."""
+    status = _STATUS.get(node.state, node.state.lower())
+    if node.execution_type.endswith(".Resolver") and status in ("done", "cached"):
+        status = "resolved"
+    return ComponentProgress(node.node_id, status, node.seconds)
 
-    def fail_current(self) -> None:
-        if self.components and self.components[-1].status == "running":
-            self.components[-1].status = "failed"
-            self.components[-1].seconds = time.monotonic() - self._started
-            self._notify()
 
-    def _notify(self) -> None:
+class _MlmdProgress(threading.Thread):
+    """Watches this run's executions in MLMD and reports each node as it starts and ends.
+
+    Every component's execution is registered in MLMD when it starts and
+    updated when it ends (TFX's own record of the run, the one the summary
+    reads), so progress does not depend on the wording of TFX's logs.
+    """
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self, cfg: PipelineConfig, callback: ProgressCallback | None) -> None:
+        super().__init__(daemon=True)
+        self.cfg, self.callback = cfg, callback
+        self.previous_run = self._newest_run_id()
+        self.components: dict[str, ComponentProgress] = {}
+        self._finished = threading.Event()
+
+    def run(self) -> None:
+        while not self._finished.wait(self.POLL_SECONDS):
+            self.poll()
+
+    def finish(self, failed: bool) -> list[ComponentProgress]:
+        """Stop watching, take the final states, and mark a node left running as failed if the run failed."""
+        self._finished.set()
+        self.join()
+        self.poll()
+        for progress in self.components.values():
+            if failed and progress.status == "running":
+                progress.status = "failed"
+                self._notify(progress)
+        return list(self.components.values())
+
+    def _newest_run_id(self) -> str | None:
+        if not os.path.exists(self.cfg.metadata_path):
+            return None
+        return newest_run_id(open_store(self.cfg.metadata_path), self.cfg.name)
+
+    def poll(self) -> None:
+        try:
+            run_id = self._newest_run_id()
+            nodes = latest_run(self.cfg.metadata_path, self.cfg.name, run_id) if run_id != self.previous_run else {}
+        except Exception:  # noqa: BLE001 - the database is busy or not yet created: try at the next tick
+            logger.debug("progress poll of %s failed", self.cfg.metadata_path, exc_info=True)
+            return
+        for node in nodes.values():
+            progress = component_progress(node)
+            if self.components.get(node.node_id) != progress:
+                self.components[node.node_id] = progress
+                self._notify(progress)
+
+    def _notify(self, progress: ComponentProgress) -> None:
         if self.callback:
-            self.callback(dataclasses.replace(self.components[-1]))
+            self.callback(dataclasses.replace(progress))
 
 
 @contextlib.contextmanager
-def captured_logs(log_file: Path, verbose: bool, handler: logging.Handler | None = None) -> Iterator[None]:
+def captured_logs(log_file: Path, verbose: bool) -> Iterator[None]:
     """Send absl/TFX/Beam logs and stray prints to ``log_file`` (and the console if verbose)."""
     from absl import logging as absl_logging
 
@@ -152,16 +176,12 @@ def captured_logs(log_file: Path, verbose: bool, handler: logging.Handler | None
     saved_handlers = [(lg, lg.handlers[:]) for lg in swapped]
     for lg in swapped:
         lg.handlers = handlers
-    if handler is not None:
-        absl_logger.addHandler(handler)
     root.setLevel(logging.INFO)
     absl_logging.set_verbosity(absl_logging.INFO)
     with open(log_file, "a") as stream, _redirect(stream, enabled=not verbose):
         try:
             yield
         finally:
-            if handler is not None:
-                absl_logger.removeHandler(handler)
             for lg, hs in saved_handlers:
                 lg.handlers = hs
             file_handler.close()
@@ -237,14 +257,13 @@ def run_local(
 
     log_file = new_log_file(cfg, "run")
     pipeline = create_pipeline(cfg)
-    resolvers = {c.id for c in pipeline.components if isinstance(c, tfx.dsl.Resolver)}
-    progress = _ProgressHandler(on_progress, resolvers)
+    progress = _MlmdProgress(cfg, on_progress)
     error, refused = None, False
-    with captured_logs(log_file, verbose, progress):
+    with captured_logs(log_file, verbose):
+        progress.start()
         try:
             tfx.orchestration.LocalDagRunner().run(pipeline)
         except Exception as exc:  # noqa: BLE001 - reported to the user, run marked failed
-            progress.fail_current()
             logger.exception("pipeline run failed")
             error = _user_message(exc)
             refused = _innermost(exc).__class__.__name__ in _REFUSALS
@@ -252,7 +271,7 @@ def run_local(
             ok=error is None,
             seconds=time.monotonic() - started,
             log_file=str(log_file),
-            components=progress.components,
+            components=progress.finish(failed=error is not None),
             error=error,
             warnings=warnings,
             refused=refused,
@@ -335,13 +354,7 @@ def summarize_run(cfg: PipelineConfig, run_id: str | None = None) -> RunSummary 
     nodes = latest_run(cfg.metadata_path, cfg.name, run_id)
     if not nodes:
         return None
-    states = {"COMPLETE": "done", "CACHED": "cached", "FAILED": "failed"}
-    components = [
-        ComponentProgress(
-            n.node_id, "resolved" if n.execution_type.endswith(".Resolver") else states.get(n.state, n.state.lower())
-        )
-        for n in nodes.values()
-    ]
+    components = [component_progress(n) for n in nodes.values()]
     failed = [c.node_id for c in components if c.status == "failed"]
     summary = RunSummary(
         ok=not failed,
