@@ -220,3 +220,38 @@ def test_tfx_cli_create_and_compile_produce_the_same_pipeline(compiled, tmp_path
         assert other["pipelineSpec"]["root"] == job["pipelineSpec"]["root"]
         assert other["pipelineSpec"]["deploymentSpec"] == job["pipelineSpec"]["deploymentSpec"]
         assert other["runtimeConfig"] == job["runtimeConfig"]
+
+
+def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_google):
+    """The vertex profile's Beam args, through TFX's own Beam executor, into a Dataflow job (dry run: nothing sent)."""
+    import apache_beam as beam
+    import pyarrow as pa
+    import tensorflow_data_validation as tfdv
+    from apache_beam.portability.api import beam_runner_api_pb2
+    from apache_beam.runners.dataflow.internal import apiclient
+    from tfx.components.statistics_gen.executor import Executor
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+
+    cfg = load_config("vertex")
+    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=[*cfg.beam_pipeline_args(), "--dry_run=True"]))
+    pipeline = executor._make_beam_pipeline()  # how StatisticsGen builds its pipeline
+    _ = pipeline | beam.Create([pa.RecordBatch.from_arrays([pa.array([[7.25]])], ["fare"])]) | tfdv.GenerateStatistics()
+    job = pipeline.run().job
+    # The environment Beam sends with the job; the dry run stops before staging, which builds it.
+    environment = apiclient.Environment(
+        packages=[], options=job.options, environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+        proto_pipeline_staged_url="", proto_pipeline=job.proto_pipeline,
+    ).proto
+    assert job.google_cloud_options.project == "my-gcp-project"
+    assert job.google_cloud_options.region == "us-central1"
+    assert environment.tempStoragePrefix.startswith(f"storage.googleapis.com/my-bucket/taxi-pipeline/beam_tmp/{job.proto.name}.")
+    (pool,) = environment.workerPools
+    assert [i.containerImage for i in pool.sdkHarnessContainerImages] == [cfg.vertex.image_uri]
+    assert pool.machineType == "n1-standard-4" and pool.autoscalingSettings.maxNumWorkers == 10
+    docker = {
+        beam_runner_api_pb2.DockerPayload.FromString(e.payload).container_image
+        for e in job.proto_pipeline.components.environments.values()
+    }
+    assert docker == {cfg.vertex.image_uri}
+    # The image carries the code: TFX adds no package of itself to stage.
+    assert pool.packages == [] and not job.options.get_all_options()["extra_packages"]
