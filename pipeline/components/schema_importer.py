@@ -28,9 +28,8 @@ class CuratedSchemaImporterSpec(standard_component_specs.ImportSchemaGenSpec):
 def file_fingerprint(path: str) -> str:
     """SHA-256 of the file when it is local; otherwise the path itself.
 
-    Remote URIs (gs://) are not read while building the pipeline, and a path
-    inside the pipeline image (the vertex profile's) does not exist here: for
-    those, a new image tag is what changes the cache key.
+    Remote URIs (gs://) are not read while building the pipeline: for those,
+    only a new path changes the cache key.
     """
     if "://" in path or not os.path.isfile(path):
         return f"path:{path}"
@@ -43,10 +42,12 @@ class CuratedSchemaImporter(import_schema_gen.ImportSchemaGen):
 
     SPEC_CLASS = CuratedSchemaImporterSpec
 
-    def __init__(self, schema_file: str):
+    def __init__(self, schema_file: str, content_from: str | None = None):
+        """``content_from``: a local copy of ``schema_file`` to fingerprint when that
+        path exists only where the pipeline runs (inside the pipeline image)."""
         spec = CuratedSchemaImporterSpec(
             schema_file=schema_file,
-            content_fingerprint=file_fingerprint(schema_file),
+            content_fingerprint=file_fingerprint(content_from or schema_file),
             schema=types.Channel(type=standard_artifacts.Schema),
         )
         base_component.BaseComponent.__init__(self, spec=spec)
