@@ -66,7 +66,9 @@ def check_serving_image(endpoint_name: str, image_uri: str, tf_version: str) -> 
         f"{trained} and set its URI (README, Vertex AI Endpoint)"
     )
     if not image_uri:
-        raise ValueError(f"vertex.serving_image_uri is missing (vertex.endpoint_name={endpoint_name!r}): {advice}")
+        raise ValueError(
+            f"vertex.serving_image_uri is missing (vertex.endpoint_name={endpoint_name!r}): {advice}"
+        )
     match = prediction.CONTAINER_URI_PATTERN.fullmatch(image_uri)
     if match and match["framework"] in (prediction.TF, prediction.TF2):
         serves = match["version"].replace("-", ".")

@@ -46,7 +46,12 @@ def file_fingerprint(path: str) -> str:
 class Executor(import_schema_gen_executor.Executor):
     """ImportSchemaGen's executor; refuses a file whose content is not the fingerprinted one."""
 
-    def Do(self, input_dict: dict[str, list[Any]], output_dict: dict[str, list[Any]], exec_properties: dict[str, Any]) -> None:
+    def Do(
+        self,
+        input_dict: dict[str, list[Any]],
+        output_dict: dict[str, list[Any]],
+        exec_properties: dict[str, Any],
+    ) -> None:
         path = exec_properties[standard_component_specs.SCHEMA_FILE_KEY]
         expected = exec_properties.get(CONTENT_FINGERPRINT_KEY, "")
         if not expected.startswith("path:"):
@@ -55,7 +60,8 @@ class Executor(import_schema_gen_executor.Executor):
             if actual != expected:
                 raise ValueError(
                     f"{path} is not the schema the pipeline was built with (sha256 {actual[:12]}, "
-                    f"expected {expected[:12]}): rebuild and push the pipeline image from the checkout you compiled"
+                    f"expected {expected[:12]}): rebuild and push the pipeline image "
+                    "from the checkout you compiled"
                 )
         super().Do(input_dict, output_dict, exec_properties)
 

@@ -86,7 +86,9 @@ def test_executors_run_the_pipeline_image_with_dataflow(compiled):
 def _resolver_filters(job):
     executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
     return {
-        name.removesuffix("_executor"): {key: q["filter"] for key, q in e["resolver"]["outputArtifactQueries"].items()}
+        name.removesuffix("_executor"): {
+            key: query["filter"] for key, query in e["resolver"]["outputArtifactQueries"].items()
+        }
         for name, e in executors.items()
         if "resolver" in e
     }
@@ -97,15 +99,17 @@ def test_resolvers_query_only_this_pipelines_artifacts(compiled):
     scope = 'uri="gs://my-bucket/taxi-pipeline/tfx_root/*"'
     assert _resolver_filters(job) == {
         f"{RESOLVER}-model-blessing-resolver": {
-            "model_blessing": 'schema_title="tfx.ModelBlessing" AND state=LIVE AND metadata.blessed.number_value=1'
-            f" AND {scope}"
+            "model_blessing": 'schema_title="tfx.ModelBlessing" AND state=LIVE AND '
+            f"metadata.blessed.number_value=1 AND {scope}"
         },
         f"{RESOLVER}-model-resolver": {
             "model": 'schema_title="tfx.Model" AND state=LIVE AND '
             "name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""
             f" AND {scope}"
         },
-        "PreviousSpanStatistics": {"statistics": f'schema_title="tfx.ExampleStatistics" AND state=LIVE AND {scope}'},
+        "PreviousSpanStatistics": {
+            "statistics": f'schema_title="tfx.ExampleStatistics" AND state=LIVE AND {scope}'
+        },
     }
 
 
@@ -117,7 +121,8 @@ def test_the_image_schema_is_fingerprinted_by_its_content(compiled):
     """The profile's schema path exists only in the image; the checkout's copy (built into it) is hashed."""
     _, _, job = compiled
     params = _schema_task(job)
-    assert params["schema_file"]["runtimeValue"]["constantValue"]["stringValue"] == "/pipeline/schema/schema.pbtxt"
+    schema_file = params["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert schema_file == "/pipeline/schema/schema.pbtxt"
     content = (REPO_ROOT / "schema" / "schema.pbtxt").read_bytes()
     assert params["content_fingerprint"]["runtimeValue"]["constantValue"]["stringValue"] == (
         hashlib.sha256(content).hexdigest()
@@ -265,8 +270,8 @@ def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, a
         (
             {"vertex.endpoint_name": "taxi-endpoint",
              "vertex.serving_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"},
-            r"serves TensorFlow 2\.15, but the model is trained with TensorFlow 2\.16\.\d+: Vertex AI has no prebuilt "
-            r"TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\)",
+            r"serves TensorFlow 2\.15, but the model is trained with TensorFlow 2\.16\.\d+: "
+            r"Vertex AI has no prebuilt TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\)",
         ),
         (
             {"vertex.endpoint_name": "taxi-endpoint",
@@ -294,14 +299,15 @@ def test_the_endpoint_pusher_gets_the_configured_serving_image(tmp_path):
 def test_compile_refuses_a_mismatched_serving_image_in_one_line(tmp_path):
     profile = yaml.safe_load((REPO_ROOT / "pipeline" / "profiles" / "vertex.yaml").read_text())
     profile["vertex"].update(
-        endpoint_name="taxi-endpoint", serving_image_uri="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+        endpoint_name="taxi-endpoint",
+        serving_image_uri="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
     )
     path = tmp_path / "vertex.yaml"
     path.write_text(yaml.safe_dump(profile))
     result = CliRunner().invoke(app, ["compile", "--profile", str(path), "--out", str(tmp_path / "job.json")])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: vertex.serving_image_uri=") and "Traceback" not in result.output
+    assert len(lines) == 1 and lines[0].startswith("error: vertex.serving_image_uri=")
     assert not (tmp_path / "job.json").exists()
 
 
@@ -330,7 +336,7 @@ def test_tfx_cli_create_and_compile_produce_the_same_pipeline(compiled, tmp_path
 
 
 def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_google):
-    """The vertex profile's Beam args, through TFX's own Beam executor, into a Dataflow job (dry run: nothing sent)."""
+    """The vertex profile's Beam args, through TFX's Beam executor, into a Dataflow job (a dry run)."""
     import apache_beam as beam
     import pyarrow as pa
     import tensorflow_data_validation as tfdv
@@ -340,9 +346,11 @@ def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_goog
     from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
 
     cfg = load_config("vertex")
-    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=[*cfg.beam_pipeline_args(), "--dry_run=True"]))
+    args = [*cfg.beam_pipeline_args(), "--dry_run=True"]
+    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=args))
     pipeline = executor._make_beam_pipeline()  # how StatisticsGen builds its pipeline
-    _ = pipeline | beam.Create([pa.RecordBatch.from_arrays([pa.array([[7.25]])], ["fare"])]) | tfdv.GenerateStatistics()
+    batch = pa.RecordBatch.from_arrays([pa.array([[7.25]])], ["fare"])
+    _ = pipeline | beam.Create([batch]) | tfdv.GenerateStatistics()
     job = pipeline.run().job
     # The environment Beam sends with the job; the dry run stops before staging, which builds it.
     environment = apiclient.Environment(
@@ -351,7 +359,8 @@ def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_goog
     ).proto
     assert job.google_cloud_options.project == "my-gcp-project"
     assert job.google_cloud_options.region == "us-central1"
-    assert environment.tempStoragePrefix.startswith(f"storage.googleapis.com/my-bucket/taxi-pipeline/beam_tmp/{job.proto.name}.")
+    temp = f"storage.googleapis.com/my-bucket/taxi-pipeline/beam_tmp/{job.proto.name}."
+    assert environment.tempStoragePrefix.startswith(temp)
     (pool,) = environment.workerPools
     assert [i.containerImage for i in pool.sdkHarnessContainerImages] == [cfg.vertex.image_uri]
     assert pool.machineType == "n1-standard-4" and pool.autoscalingSettings.maxNumWorkers == 10

@@ -29,6 +29,7 @@ def test_a_schema_other_than_the_fingerprinted_one_is_refused(tmp_path):
     image.write_text('feature { name: "fare" type: INT }\n')
     component = CuratedSchemaImporter(str(image), content_from=str(checkout))
     (tmp_path / "out").mkdir()
-    with pytest.raises(ValueError, match=rf"^{image} is not the schema the pipeline was built with .*: rebuild and push"):
+    message = rf"^{image} is not the schema the pipeline was built with .*: rebuild and push"
+    with pytest.raises(ValueError, match=message):
         _run(component, tmp_path / "out")
     assert not (tmp_path / "out" / "schema.pbtxt").exists()
