@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-
 from typing import Any
 
 from tfx import types
