@@ -12,6 +12,8 @@
 # TFMA metrics (pipeline.slice_gate) import.
 FROM gcr.io/tfx-oss-public/tfx:1.16.0
 
+# The project lives at /pipeline: profiles name files here (e.g. the schema), and
+# the compile fingerprints this checkout's copy of them (pipeline.pipeline.host_copy).
 WORKDIR /pipeline
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir -r requirements.lock

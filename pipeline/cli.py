@@ -369,7 +369,7 @@ def compile_(
     try:
         path = compile_vertex(cfg, out.resolve())
     except ValueError as exc:
-        _fail(str(exc))
+        _fail(str(exc), 2)
     import json
 
     params = runtime_parameters(json.loads(path.read_text()))

@@ -371,7 +371,7 @@ class VertexConfig(Frozen):
     # Non-empty: push the blessed model to this Vertex AI Endpoint.
     endpoint_name: str = ""
     endpoint_machine_type: str = "n1-standard-4"
-    serving_image_uri: str = "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"
+    serving_image_uri: str = ""
 
     def check(self, pipeline_root: str) -> None:
         """Raise ValueError naming every field that stops a Vertex compile or submit."""

@@ -27,7 +27,7 @@ from pipeline.components.spans import (
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
 from pipeline.components.schema_importer import CuratedSchemaImporter
-from pipeline.config import DataConfig, EvalConfig, PipelineConfig
+from pipeline.config import PROJECT_ROOT, DataConfig, EvalConfig, PipelineConfig
 from pipeline.data_check import CSV_PATTERN
 from pipeline.slice_gate import eval_config
 
@@ -51,6 +51,21 @@ def code_fingerprint() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+# The pipeline image holds this project at /pipeline (the Dockerfile's WORKDIR).
+IMAGE_PROJECT_ROOT = "/pipeline/"
+
+
+def host_copy(path: str) -> str:
+    """This checkout's copy of a file the pipeline image holds (``/pipeline/...``); other paths as given.
+
+    The image is built from this checkout, so its schema's content can be
+    fingerprinted at compile time, where the image path does not exist.
+    """
+    if path.startswith(IMAGE_PROJECT_ROOT) and not Path(path).exists():
+        return str(PROJECT_ROOT / path.removeprefix(IMAGE_PROJECT_ROOT))
+    return path
 
 
 # Runtime parameters a Vertex submission can override (vertex.runtime_parameters).
@@ -257,7 +272,9 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     statistics_gen = tfx.components.StatisticsGen(
         examples=csv_example_gen.outputs["examples"]
     ).with_id("StatisticsGen")
-    schema_importer = CuratedSchemaImporter(schema_file=cfg.data.schema_file).with_id("ImportSchemaGen")
+    schema_importer = CuratedSchemaImporter(
+        schema_file=cfg.data.schema_file, content_from=host_copy(cfg.data.schema_file)
+    ).with_id("ImportSchemaGen")
     example_validator = tfx.components.ExampleValidator(
         statistics=statistics_gen.outputs["statistics"],
         schema=schema_importer.outputs["schema"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -25,15 +26,94 @@ def compile_vertex(cfg: PipelineConfig, out: Path) -> Path:
 
     from pipeline.pipeline import create_pipeline, runtime_parameter_defaults
 
-    cfg.vertex.check(cfg.output_dir)
+    check_vertex(cfg)
     out.parent.mkdir(parents=True, exist_ok=True)
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
+    runner = _runner_class()(
         config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.vertex.image_uri),
         output_dir=str(out.parent),
         output_filename=out.name,
     )
     runner.run(create_pipeline(cfg), parameter_values=runtime_parameter_defaults(cfg))
     return out
+
+
+def check_vertex(cfg: PipelineConfig) -> None:
+    """Raise ValueError naming what stops this config from compiling for Vertex AI."""
+    cfg.vertex.check(cfg.output_dir)
+    check_serving_image(cfg.vertex.endpoint_name, cfg.vertex.serving_image_uri, version("tensorflow"))
+
+
+def check_serving_image(endpoint_name: str, image_uri: str, tf_version: str) -> None:
+    """Refuse a Vertex AI prebuilt TensorFlow image of another release than the model's.
+
+    A SavedModel can use ops an older TensorFlow lacks, and prebuilt images are
+    only published as moving ``:latest`` tags per TF minor release.
+    """
+    if not endpoint_name:
+        return  # the Pusher writes to the filesystem; no Vertex serving image
+    from google.cloud.aiplatform.constants import prediction
+
+    trained = ".".join(tf_version.split(".")[:2])
+    prebuilt = {
+        m["version"].replace("-", "."): uri
+        for uri in prediction.TF_CONTAINER_URIS
+        if (m := prediction.CONTAINER_URI_PATTERN.fullmatch(uri)) and m["accelerator"] == "cpu"
+    }
+    advice = (
+        f"use {prebuilt[trained]}" if trained in prebuilt
+        else f"Vertex AI has no prebuilt TensorFlow {trained} prediction image (aiplatform lists up to "
+        f"{max(prebuilt, key=lambda v: tuple(map(int, v.split('.'))))}): push a serving image for TensorFlow "
+        f"{trained} and set its URI (README, Vertex AI Endpoint)"
+    )
+    if not image_uri:
+        raise ValueError(
+            f"vertex.serving_image_uri is missing (vertex.endpoint_name={endpoint_name!r}): {advice}"
+        )
+    match = prediction.CONTAINER_URI_PATTERN.fullmatch(image_uri)
+    if match and match["framework"] in (prediction.TF, prediction.TF2):
+        serves = match["version"].replace("-", ".")
+        if serves != trained:
+            raise ValueError(
+                f"vertex.serving_image_uri={image_uri!r} serves TensorFlow {serves}, "
+                f"but the model is trained with TensorFlow {tf_version}: {advice}"
+            )
+
+
+def scope_resolver_queries(job: dict[str, Any], pipeline_root: str) -> dict[str, Any]:
+    """Limit every resolver's Vertex ML Metadata query to this pipeline's artifacts.
+
+    TFX compiles a resolver into a query on the artifact type and state only,
+    which matches artifacts of every pipeline in the project and region: the
+    latest blessed model (or statistics) of another pipeline would do. Vertex AI
+    writes each run's artifacts under ``<pipeline_root>/<project number>/<job id>/``,
+    and the pipeline root is this pipeline's own (``output_dir``), so a URI
+    prefix selects this pipeline's artifacts only.
+    """
+    scope = f"uri={json.dumps(pipeline_root.rstrip('/') + '/*')}"
+    for executor in job["pipelineSpec"]["deploymentSpec"]["executors"].values():
+        for query in executor.get("resolver", {}).get("outputArtifactQueries", {}).values():
+            query["filter"] = f"{query['filter']} AND {scope}"
+    return job
+
+
+def _runner_class() -> type:
+    """KubeflowV2DagRunner that scopes the resolver queries before writing the job."""
+    from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
+
+    class VertexDagRunner(kubeflow_v2_dag_runner.KubeflowV2DagRunner):
+        def run(self, pipeline: Any, parameter_values: Any = None, write_out: bool = True) -> Any:
+            job = super().run(pipeline, parameter_values=parameter_values, write_out=False)
+            if job is None:  # the TFX CLI only read the pipeline's name
+                return None
+            scope_resolver_queries(job, pipeline.pipeline_info.pipeline_root)
+            if write_out:  # as KubeflowV2DagRunner writes it (self._output_dir: the TFX CLI may redirect it)
+                Path(self._output_dir).mkdir(parents=True, exist_ok=True)
+                kubeflow_v2_dag_runner._write_pipeline_spec_to_file(
+                    job, None, str(Path(self._output_dir) / self._output_filename)
+                )
+            return job
+
+    return VertexDagRunner
 
 
 def runtime_parameters(template: Mapping[str, Any]) -> dict[str, str]:

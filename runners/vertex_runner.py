@@ -12,22 +12,17 @@ Run directly, it writes ``taxi-pipeline.json`` in the working directory.
 """
 
 import os
-
-from tfx import v1 as tfx
+from pathlib import Path
 
 from pipeline.config import load_config
-from pipeline.pipeline import create_pipeline, runtime_parameter_defaults
+from pipeline.vertex import compile_vertex
 
 
 def main() -> None:
-    # The TFX CLI runs this file as a script: the profile comes from the environment.
+    # The TFX CLI runs this file as a script: the profile comes from the environment,
+    # and the CLI redirects the output file into its own directory.
     cfg = load_config(os.environ.get("TFXP_PROFILE", "vertex"))
-    cfg.vertex.check(cfg.output_dir)
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.vertex.image_uri),
-        output_filename=f"{cfg.name}.json",
-    )
-    runner.run(create_pipeline(cfg), parameter_values=runtime_parameter_defaults(cfg))
+    compile_vertex(cfg, Path.cwd() / f"{cfg.name}.json")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Vertex AI: the compiled PipelineJob JSON, aiplatform, and `tfxp submit` against a local fake."""
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+
+import yaml
 
 import pytest
 from google.protobuf import json_format
@@ -78,6 +81,79 @@ def test_executors_run_the_pipeline_image_with_dataflow(compiled):
         assert "--project=my-gcp-project" in args and "--region=us-central1" in args
         assert "--temp_location=gs://my-bucket/taxi-pipeline/beam_tmp" in args
         assert "--experiments=use_runner_v2" in args
+
+
+def _resolver_filters(job):
+    executors = job["pipelineSpec"]["deploymentSpec"]["executors"]
+    return {
+        name.removesuffix("_executor"): {
+            key: query["filter"] for key, query in e["resolver"]["outputArtifactQueries"].items()
+        }
+        for name, e in executors.items()
+        if "resolver" in e
+    }
+
+
+def test_resolvers_query_only_this_pipelines_artifacts(compiled):
+    _, _, job = compiled
+    scope = 'uri="gs://my-bucket/taxi-pipeline/tfx_root/*"'
+    assert _resolver_filters(job) == {
+        f"{RESOLVER}-model-blessing-resolver": {
+            "model_blessing": 'schema_title="tfx.ModelBlessing" AND state=LIVE AND '
+            f"metadata.blessed.number_value=1 AND {scope}"
+        },
+        f"{RESOLVER}-model-resolver": {
+            "model": 'schema_title="tfx.Model" AND state=LIVE AND '
+            "name=\"{{$.inputs.artifacts['input'].metadata['current_model_id']}}\""
+            f" AND {scope}"
+        },
+        "PreviousSpanStatistics": {
+            "statistics": f'schema_title="tfx.ExampleStatistics" AND state=LIVE AND {scope}'
+        },
+    }
+
+
+def _schema_task(job):
+    return job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]
+
+
+def test_the_image_schema_is_fingerprinted_by_its_content(compiled):
+    """The profile's schema path exists only in the image; the checkout's copy (built into it) is hashed."""
+    _, _, job = compiled
+    params = _schema_task(job)
+    schema_file = params["schema_file"]["runtimeValue"]["constantValue"]["stringValue"]
+    assert schema_file == "/pipeline/schema/schema.pbtxt"
+    content = (REPO_ROOT / "schema" / "schema.pbtxt").read_bytes()
+    assert params["content_fingerprint"]["runtimeValue"]["constantValue"]["stringValue"] == (
+        hashlib.sha256(content).hexdigest()
+    )
+
+
+def _leaves(value, path=()):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _leaves(item, (*path, key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _leaves(item, (*path, i))
+    else:
+        yield path, value
+
+
+def test_a_schema_edit_changes_only_the_schema_steps_cache_key(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    cfg = load_config("vertex", {"data.schema_file": str(schema)})
+    jobs = []
+    for text in ('feature { name: "fare" type: FLOAT }\n', 'feature { name: "fare" type: FLOAT }\n',
+                 'feature { name: "fare" type: INT }\n'):
+        schema.write_text(text)
+        jobs.append(dict(_leaves(json.loads(compile_vertex(cfg, tmp_path / "job.json").read_text()))))
+    assert jobs[0] == jobs[1]
+    changed = {path for path in jobs[0].keys() | jobs[2].keys() if jobs[0].get(path) != jobs[2].get(path)}
+    fingerprint = ("pipelineSpec", "root", "dag", "tasks", "ImportSchemaGen", "inputs", "parameters",
+                   "content_fingerprint", "runtimeValue", "constantValue", "stringValue")
+    assert changed == {fingerprint}
+    assert jobs[2][fingerprint] == hashlib.sha256(b'feature { name: "fare" type: INT }\n').hexdigest()
 
 
 def test_runtime_parameters_are_declared_with_defaults(compiled):
@@ -190,11 +266,48 @@ def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, a
         ({"vertex.image_uri": "us-central1-docker.pkg.dev/p/tfx/taxi-pipeline:latest"}, "moving tag :latest"),
         ({"vertex.project": ""}, "vertex.project is missing"),
         ({"vertex.region": ""}, "vertex.region is missing"),
+        ({"vertex.endpoint_name": "taxi-endpoint"}, "vertex.serving_image_uri is missing"),
+        (
+            {"vertex.endpoint_name": "taxi-endpoint",
+             "vertex.serving_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"},
+            r"serves TensorFlow 2\.15, but the model is trained with TensorFlow 2\.16\.\d+: "
+            r"Vertex AI has no prebuilt TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\)",
+        ),
+        (
+            {"vertex.endpoint_name": "taxi-endpoint",
+             "vertex.serving_image_uri": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-17:latest"},
+            r"serves TensorFlow 2\.17, but the model is trained with TensorFlow 2\.16",
+        ),
     ],
 )
 def test_bad_vertex_configs_fail_before_compiling(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         compile_vertex(load_config("vertex", overrides), tmp_path / "job.json")
+    assert not (tmp_path / "job.json").exists()
+
+
+def test_the_endpoint_pusher_gets_the_configured_serving_image(tmp_path):
+    image = "us-central1-docker.pkg.dev/my-gcp-project/tfx/taxi-serving:v1"
+    cfg = load_config("vertex", {"vertex.endpoint_name": "taxi-endpoint", "vertex.serving_image_uri": image})
+    job = json.loads(compile_vertex(cfg, tmp_path / "job.json").read_text())
+    pusher = job["pipelineSpec"]["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]
+    custom = json.loads(pusher["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom["ai_platform_vertex_container_image_uri"] == image
+    assert custom["ai_platform_serving_args"]["endpoint_name"] == "taxi-endpoint"
+
+
+def test_compile_refuses_a_mismatched_serving_image_in_one_line(tmp_path):
+    profile = yaml.safe_load((REPO_ROOT / "pipeline" / "profiles" / "vertex.yaml").read_text())
+    profile["vertex"].update(
+        endpoint_name="taxi-endpoint",
+        serving_image_uri="us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+    )
+    path = tmp_path / "vertex.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    result = CliRunner().invoke(app, ["compile", "--profile", str(path), "--out", str(tmp_path / "job.json")])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: vertex.serving_image_uri=")
     assert not (tmp_path / "job.json").exists()
 
 
@@ -220,3 +333,41 @@ def test_tfx_cli_create_and_compile_produce_the_same_pipeline(compiled, tmp_path
         assert other["pipelineSpec"]["root"] == job["pipelineSpec"]["root"]
         assert other["pipelineSpec"]["deploymentSpec"] == job["pipelineSpec"]["deploymentSpec"]
         assert other["runtimeConfig"] == job["runtimeConfig"]
+
+
+def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_google):
+    """The vertex profile's Beam args, through TFX's Beam executor, into a Dataflow job (a dry run)."""
+    import apache_beam as beam
+    import pyarrow as pa
+    import tensorflow_data_validation as tfdv
+    from apache_beam.portability.api import beam_runner_api_pb2
+    from apache_beam.runners.dataflow.internal import apiclient
+    from tfx.components.statistics_gen.executor import Executor
+    from tfx.dsl.components.base.base_beam_executor import BaseBeamExecutor
+
+    cfg = load_config("vertex")
+    args = [*cfg.beam_pipeline_args(), "--dry_run=True"]
+    executor = Executor(BaseBeamExecutor.Context(beam_pipeline_args=args))
+    pipeline = executor._make_beam_pipeline()  # how StatisticsGen builds its pipeline
+    batch = pa.RecordBatch.from_arrays([pa.array([[7.25]])], ["fare"])
+    _ = pipeline | beam.Create([batch]) | tfdv.GenerateStatistics()
+    job = pipeline.run().job
+    # The environment Beam sends with the job; the dry run stops before staging, which builds it.
+    environment = apiclient.Environment(
+        packages=[], options=job.options, environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+        proto_pipeline_staged_url="", proto_pipeline=job.proto_pipeline,
+    ).proto
+    assert job.google_cloud_options.project == "my-gcp-project"
+    assert job.google_cloud_options.region == "us-central1"
+    temp = f"storage.googleapis.com/my-bucket/taxi-pipeline/beam_tmp/{job.proto.name}."
+    assert environment.tempStoragePrefix.startswith(temp)
+    (pool,) = environment.workerPools
+    assert [i.containerImage for i in pool.sdkHarnessContainerImages] == [cfg.vertex.image_uri]
+    assert pool.machineType == "n1-standard-4" and pool.autoscalingSettings.maxNumWorkers == 10
+    docker = {
+        beam_runner_api_pb2.DockerPayload.FromString(e.payload).container_image
+        for e in job.proto_pipeline.components.environments.values()
+    }
+    assert docker == {cfg.vertex.image_uri}
+    # The image carries the code: TFX adds no package of itself to stage.
+    assert pool.packages == [] and not job.options.get_all_options()["extra_packages"]
