@@ -54,7 +54,7 @@ def code_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-# Runtime parameters a Vertex submission can override (vertex.runtime_parameters).
+# Runtime parameters a submission can override (vertex.runtime_parameters or kubeflow.runtime_parameters).
 # Training steps travel inside the Trainer's TrainArgs: KubeflowV2 compiles a
 # parameter nested in a proto as a constant, so the whole TrainArgs (JSON,
 # e.g. {"num_steps": 500}) is the parameter.
@@ -62,9 +62,13 @@ DATA_ROOT_PARAMETER = "data_root"
 TRAIN_ARGS_PARAMETER = "train_args"
 
 
+def _declares_parameters(cfg: PipelineConfig) -> bool:
+    return cfg.vertex.runtime_parameters or cfg.kubeflow.runtime_parameters
+
+
 def runtime_parameter_defaults(cfg: PipelineConfig) -> dict[str, Any]:
     """The declared runtime parameters and their defaults (written into the compiled job)."""
-    if not cfg.vertex.runtime_parameters:
+    if not _declares_parameters(cfg):
         return {}
     return {
         DATA_ROOT_PARAMETER: cfg.data.root,
@@ -74,13 +78,13 @@ def runtime_parameter_defaults(cfg: PipelineConfig) -> dict[str, Any]:
 
 def _param(cfg: PipelineConfig, name: str, value: Any) -> Any:
     """``value``, or a runtime parameter defaulting to it when the config declares them."""
-    if not cfg.vertex.runtime_parameters:
+    if not _declares_parameters(cfg):
         return value
     return tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(value), default=value)
 
 
 def _train_args(cfg: PipelineConfig) -> Any:
-    if cfg.vertex.runtime_parameters:
+    if _declares_parameters(cfg):
         return _param(cfg, TRAIN_ARGS_PARAMETER, runtime_parameter_defaults(cfg)[TRAIN_ARGS_PARAMETER])
     return tfx.proto.TrainArgs(num_steps=cfg.training.train_steps)
 

@@ -1,7 +1,7 @@
 """Compile the pipeline for Vertex AI Pipelines and submit it with aiplatform.
 
-``compile_vertex`` runs KubeflowV2DagRunner on ``create_pipeline(cfg)`` and
-writes the PipelineJob JSON; ``submit`` sends that file with
+``compile_vertex`` writes the PipelineJob JSON through the compile path shared
+with Kubeflow Pipelines (``pipeline.kubeflow.compile_spec``); ``submit`` sends that file with
 ``google.cloud.aiplatform.PipelineJob(template_path=...).submit()``.
 """
 
@@ -21,24 +21,15 @@ class SubmitError(RuntimeError):
 
 def compile_vertex(cfg: PipelineConfig, out: Path) -> Path:
     """Write the KubeflowV2 PipelineJob JSON of the pipeline to ``out``."""
-    from tfx import v1 as tfx
-
-    from pipeline.pipeline import create_pipeline, runtime_parameter_defaults
+    from pipeline.kubeflow import compile_spec
 
     cfg.vertex.check(cfg.output_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.vertex.image_uri),
-        output_dir=str(out.parent),
-        output_filename=out.name,
-    )
-    runner.run(create_pipeline(cfg), parameter_values=runtime_parameter_defaults(cfg))
-    return out
+    return compile_spec(cfg, out, cfg.vertex.image_uri)
 
 
 def runtime_parameters(template: Mapping[str, Any]) -> dict[str, str]:
-    """Declared runtime parameters of a compiled PipelineJob: name -> type."""
-    params = template["pipelineSpec"]["root"].get("inputDefinitions", {}).get("parameters", {})
+    """Declared runtime parameters of a compiled PipelineJob (or its PipelineSpec): name -> type."""
+    params = template.get("pipelineSpec", template)["root"].get("inputDefinitions", {}).get("parameters", {})
     return {name: spec.get("parameterType") or spec.get("type", "") for name, spec in params.items()}
 
 
@@ -62,6 +53,19 @@ def _typed(name: str, value: str, kind: str) -> Any:
     except ValueError:
         raise SubmitError(f"runtime parameter {name}={value!r} must be a {kind.lower()}") from None
     return value
+
+
+def typed_parameters(
+    declared: Mapping[str, str], parameters: Mapping[str, str] | None, compile_with: str
+) -> dict[str, Any]:
+    """``--parameter`` values checked against the compiled pipeline's declared parameters, and typed."""
+    values = {}
+    for name, value in (parameters or {}).items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or f"none (compile with {compile_with})"
+            raise SubmitError(f"unknown runtime parameter {name!r}; the pipeline declares: {known}")
+        values[name] = _typed(name, value, declared[name])
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,12 +109,7 @@ def build_request(
         display_name = template.get("displayName") or template["pipelineSpec"]["pipelineInfo"]["name"]
     except (ValueError, KeyError) as exc:
         raise SubmitError(f"{template_path} is not a compiled PipelineJob JSON ({exc}): recompile it") from None
-    values = {}
-    for name, value in (parameters or {}).items():
-        if name not in declared:
-            known = ", ".join(sorted(declared)) or "none (compile with vertex.runtime_parameters: true)"
-            raise SubmitError(f"unknown runtime parameter {name!r}; the pipeline declares: {known}")
-        values[name] = _typed(name, value, declared[name])
+    values = typed_parameters(declared, parameters, "vertex.runtime_parameters: true")
     return SubmitRequest(
         template_path=str(template_path),
         project=project,
