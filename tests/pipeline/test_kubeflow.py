@@ -194,8 +194,8 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path, no_kfp_env
     assert f"Run: {fake.url}/#/runs/details/r-1" in result.output
     assert {r["headers"].get("authorization") for r in fake.requests} == {"Bearer sa-token-123"}
     (upload,) = fake.sent("POST", "/pipelines/upload")
-    assert upload["query"] == {"name": "taxi-pipeline", "namespace": "team-a"}
-    assert upload["upload"] == path.read_text()
+    assert upload["query"] == {"name": ["taxi-pipeline"], "namespace": ["team-a"]}
+    assert upload["form"]["uploadfile"] == path.read_text()
     (experiment,) = fake.sent("POST", "/experiments")
     assert experiment["body"] == {"display_name": "taxi-nightly", "namespace": "team-a"}
     (run,) = fake.sent("POST", "/runs")
@@ -220,7 +220,7 @@ def test_submit_with_a_session_cookie_adds_a_version_to_the_existing_pipeline(co
     assert not [r for r in fake.requests if "authorization" in r["headers"]]
     assert not fake.sent("POST", "/pipelines/upload")
     (version,) = fake.sent("POST", "/pipelines/upload_version")
-    assert version["query"]["pipelineid"] == "p-0" and version["upload"] == path.read_text()
+    assert version["query"]["pipelineid"] == ["p-0"] and version["form"]["uploadfile"] == path.read_text()
     assert fake.sent("POST", "/experiments")[0]["body"]["display_name"] == "taxi-pipeline"  # kubeflow.experiment
     (run,) = fake.sent("POST", "/runs")
     assert run["body"]["pipeline_version_reference"] == {"pipeline_id": "p-0", "pipeline_version_id": "v-2"}
