@@ -17,12 +17,16 @@ NOT_FOUND = (404, {"error": "not found", "code": 5})
 
 
 class FakeKfp(RecordingServer):
-    def __init__(self, existing_pipeline: str | None = None) -> None:
-        """``existing_pipeline``: a pipeline of that name is already uploaded (id ``p-0``)."""
+    def __init__(self, existing_pipeline: str | None = None, token: str | None = None) -> None:
+        """``existing_pipeline``: a pipeline of that name is already uploaded (id ``p-0``);
+        ``token``: every request must carry it as a Bearer token, or gets 401."""
         super().__init__()
         self.pipelines = {existing_pipeline: "p-0"} if existing_pipeline else {}
+        self.token = token
 
     def answer(self, request: dict) -> tuple[int, dict]:
+        if self.token and request["headers"].get("authorization") != f"Bearer {self.token}":
+            return 401, {"error": "Unauthenticated: invalid bearer token", "code": 16}
         path, query = request["path"].removeprefix(API), {k: v[0] for k, v in request["query"].items()}
         if request["method"] == "GET":
             if path == "/healthz":

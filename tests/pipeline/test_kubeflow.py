@@ -263,7 +263,7 @@ def _closed_port() -> int:
         (["--host", "http://127.0.0.1:9", "--parameter", "steps=3"],
          "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args"),
         (["--host", "http://127.0.0.1:9", "--token-file", "/nonexistent/token"], "token file /nonexistent/token does not exist"),
-        (["--host", "CLOSED"], "cannot reach Kubeflow Pipelines at http://127.0.0.1:"),
+        (["--host", "CLOSED"], "Failed to establish a new connection: [Errno 111] Connection refused): check --host"),
     ],
 )
 def test_bad_submissions_fail_in_one_line(compiled, no_kfp_env, args, message):
@@ -273,7 +273,26 @@ def test_bad_submissions_fail_in_one_line(compiled, no_kfp_env, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.output and " object at 0x" not in result.output
+
+
+@pytest.mark.parametrize("namespace", [["--namespace", "team-a"], []], ids=["namespace", "health-check"])
+def test_a_refused_token_says_to_check_it(compiled, tmp_path, no_kfp_env, namespace):
+    _, path, _ = compiled
+    token = tmp_path / "token"
+    token.write_text("expired")
+    with FakeKfp(token="fresh") as fake:
+        result = CliRunner().invoke(
+            app, ["submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url,
+                  "--token-file", str(token), *namespace],
+        )
+    # Without a namespace kfp's health check asks first: refused once, not retried.
+    assert [r["path"].rsplit("/", 1)[-1] for r in fake.requests] == (["pipelines"] if namespace else ["healthz"])
+    assert result.exit_code == 2, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "Kubeflow Pipelines refused the submission (HTTP 401: " in result.output
+    assert "Unauthenticated: invalid bearer token" in result.output
+    assert "check the token (--token-file) or session cookie (--cookie), and the namespace" in result.output
 
 
 def test_a_missing_spec_says_to_compile_it(tmp_path, no_kfp_env):
