@@ -31,8 +31,8 @@ _RUNNERS = ("DirectRunner", "DataflowRunner", "PortableRunner")
 # Beam's PortableRunner SDK harness kinds for a Flink or Spark cluster (LOOPBACK is for tests on one machine).
 _ENVIRONMENT_TYPES = ("DOCKER", "EXTERNAL", "PROCESS")
 _IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})")
-_BASELINES = ("blessed_before_candidate", "latest_blessed")
-_SPAN_RESOLUTIONS = ("by_span", "latest")
+_BASELINES = ("blessed_before_candidate", "latest_blessed", "none")
+_SPAN_RESOLUTIONS = ("by_span", "latest", "none")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 # Beam's own DirectRunner defaults (apache_beam.options.pipeline_options.DirectOptions).
 BEAM_DEFAULT_MODE = "in_memory"
@@ -77,6 +77,8 @@ class DataConfig:
     # it for the window. latest: TFX's stock LatestArtifactStrategy, the newest
     # artifacts by time: drift against the previous run's statistics, and
     # training on the run's span alone (the only one Vertex AI compiles).
+    # none: no resolver (Kubeflow Pipelines' backend runs none): no drift
+    # check against an earlier span, training on the run's span alone.
     span_resolution: str = "by_span"
     # Cells that mean "missing", besides an empty one. ExampleGen, the CSV
     # check and `tfxp data`/`tfxp schema` read them alike: a numeric column
@@ -104,7 +106,7 @@ class DataConfig:
             _fail("data.training_spans", self.training_spans, "must be an integer >= 1 (1 trains on the run's span alone)")
         if self.span_resolution not in _SPAN_RESOLUTIONS:
             _fail("data.span_resolution", self.span_resolution, f"must be one of {', '.join(_SPAN_RESOLUTIONS)}")
-        if self.span_resolution == "latest" and self.training_spans != 1:
+        if self.span_resolution != "by_span" and self.training_spans != 1:
             _fail(
                 "data.training_spans",
                 self.training_spans,
@@ -223,7 +225,8 @@ class EvalConfig:
     )
     # How the baseline is found: the latest blessed model trained before the
     # candidate (re-runs are fully cached), or TFX's stock latest blessed model
-    # (the only one Vertex AI compiles).
+    # (the only one Vertex AI compiles), or none: no baseline, so the drop
+    # thresholds never apply (Kubeflow Pipelines' backend runs no resolver).
     baseline: str = "blessed_before_candidate"
     # The spec's slice features (slice: true), filled in by PipelineConfig.
     slice_features: tuple[str, ...] = ()

@@ -209,8 +209,10 @@ def _pusher(
     ).with_id("Pusher")
 
 
-def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -> tfx.dsl.Resolver:
-    """The latest blessed model, the Evaluator's baseline (see components/baseline.py)."""
+def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -> tfx.dsl.Resolver | None:
+    """The latest blessed model, the Evaluator's baseline (see components/baseline.py); None for no baseline."""
+    if cfg.baseline == "none":
+        return None
     channels = {
         "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
@@ -230,15 +232,17 @@ def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -
 
 def _span_resolvers(
     data: DataConfig, example_gen: base_component.BaseComponent
-) -> tuple[tfx.dsl.Resolver, tfx.dsl.Resolver | None]:
+) -> tuple[tfx.dsl.Resolver | None, tfx.dsl.Resolver | None]:
     """The earlier span's statistics for drift, and the Trainer's window (see components/spans.py).
 
     ``by_span``: by span number. ``latest``: TFX's stock LatestArtifactStrategy
     (what Vertex AI compiles), resolved before this run's ExampleGen starts:
     the previous run's statistics, and no window (the run's span alone; the
     Vertex compiler drops a resolver's upstream edges, so a window resolved
-    after ExampleGen could miss the run's own span).
+    after ExampleGen could miss the run's own span). ``none``: neither.
     """
+    if data.span_resolution == "none":
+        return None, None
     statistics = tfx.dsl.Channel(
         type=tfx.types.standard_artifacts.ExampleStatistics,
         producer_component_id="StatisticsGen",
@@ -281,10 +285,10 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     previous_span, window = _span_resolvers(cfg.data, csv_example_gen)
     drift_validator = DriftValidator(
         statistics=statistics_gen.outputs["statistics"],
-        baseline_statistics=previous_span.outputs[HISTORY_KEY],
+        baseline_statistics=previous_span.outputs[HISTORY_KEY] if previous_span else None,
         schema=schema_importer.outputs["schema"],
         examples=csv_example_gen.outputs["examples"],
-        baseline_examples=previous_span.outputs.get(EXAMPLES_KEY),
+        baseline_examples=previous_span.outputs.get(EXAMPLES_KEY) if previous_span else None,
     ).with_id("DriftValidator")
     gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
@@ -310,7 +314,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     evaluator = tfx.components.Evaluator(
         examples=csv_example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
+        baseline_model=baseline.outputs["model"] if baseline else None,
         eval_config=eval_config(cfg.eval, cfg.features.label.transformed_name),
         example_splits=[TEST_SPLIT],
     ).with_id("Evaluator")
@@ -319,19 +323,23 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_name=cfg.name,
         pipeline_root=cfg.pipeline_root,
         components=[
-            csv_example_gen,
-            statistics_gen,
-            schema_importer,
-            example_validator,
-            previous_span,
-            drift_validator,
-            gate,
-            *([window] if window else []),
-            transform,
-            trainer,
-            baseline,
-            evaluator,
-            pusher,
+            c
+            for c in (
+                csv_example_gen,
+                statistics_gen,
+                schema_importer,
+                example_validator,
+                previous_span,
+                drift_validator,
+                gate,
+                window,
+                transform,
+                trainer,
+                baseline,
+                evaluator,
+                pusher,
+            )
+            if c is not None  # the resolvers a config leaves out
         ],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=(

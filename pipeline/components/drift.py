@@ -136,7 +136,7 @@ class DriftValidator(base_component.BaseComponent):
     def __init__(
         self,
         statistics: types.BaseChannel,
-        baseline_statistics: types.BaseChannel,
+        baseline_statistics: Optional[types.BaseChannel],
         schema: types.BaseChannel,
         examples: Optional[types.BaseChannel] = None,
         baseline_examples: Optional[types.BaseChannel] = None,

@@ -92,6 +92,26 @@ def test_every_component_is_a_task_with_the_local_dags_edges(compiled):
     assert {_task_node(t) for t in tasks} == {c.id for c in components}
     assert kfp_edges == {(u.id, c.id) for c in components for u in c.upstream_nodes}
     assert ("AnomaliesGate", "Transform") in kfp_edges and ("Evaluator", "Pusher") in kfp_edges
+    assert len(tasks) == 10
+
+
+def test_every_step_is_a_container_as_kfps_backend_requires(compiled):
+    # KFP's backend (backend/src/v2/compiler/argocompiler/dag.go) runs container and
+    # importer executors; a resolver fails the run ("resolver executors not
+    # implemented"), a customJob is "Google Cloud only".
+    _, _, spec = compiled
+    kinds = {name: next(iter(e)) for name, e in spec["deploymentSpec"]["executors"].items()}
+    assert set(kinds.values()) == {"container"}, kinds
+    assert "TrainingWindow" not in kinds and not [k for k in kinds if "Resolver" in k or "PreviousSpan" in k]
+
+
+def test_without_resolvers_drift_and_the_baseline_are_not_wired(compiled):
+    cfg, _, _ = compiled
+    components = {c.id: c for c in create_pipeline(cfg).components}
+    assert "baseline_statistics" not in components["DriftValidator"].inputs
+    assert "baseline_model" not in components["Evaluator"].inputs
+    with pytest.raises(ValueError, match="data.training_spans=2 is invalid: a window of several spans needs"):
+        load_config("kubeflow", {"data.training_spans": 2})
 
 
 def test_steps_run_the_image_and_push_under_the_pipeline_root(compiled):
