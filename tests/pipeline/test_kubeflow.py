@@ -321,3 +321,10 @@ def test_a_missing_spec_says_to_compile_it(tmp_path, no_kfp_env):
     )
     assert result.exit_code == 2
     assert "x.yaml does not exist: run `tfxp compile --target kubeflow --out x.yaml` first" in result.output
+
+
+@pytest.mark.parametrize("command", ["compile", "submit"])
+def test_an_unknown_target_names_the_known_ones(command):
+    result = CliRunner().invoke(app, [command, "--target", "argo"])
+    assert result.exit_code == 2
+    assert "--target 'argo' is not supported: use --target vertex or --target kubeflow" in result.output
