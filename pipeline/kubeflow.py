@@ -35,9 +35,7 @@ def compile_spec(cfg: PipelineConfig, out: Path, image: str) -> Path:
     as_yaml = out.suffix in YAML_SUFFIXES
     runner = tfx.orchestration.experimental.KubeflowV2DagRunner(
         # TFX writes YAML only with spec schema 2.1 (2.0 fails on the runtime parameters).
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=as_yaml),
-        output_dir=str(out.parent),
-        output_filename=out.name,
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=as_yaml)
     )
     job = runner.run(create_pipeline(cfg), parameter_values=runtime_parameter_defaults(cfg), write_out=False)
     if as_yaml:
