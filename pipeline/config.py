@@ -485,8 +485,8 @@ class KubeflowConfig:
         if not pipeline_root.startswith(_KUBEFLOW_ROOTS):
             problems.append(
                 f"output_dir={pipeline_root!r} must be a gs:// or s3:// path (s3://mlpipeline/... is KFP's own "
-                "MinIO): TFX's executors write artifacts through TensorFlow's file systems, which have no "
-                "local disk shared between pods and no minio://"
+                "MinIO): each step runs in its own pod, and TFX's executors open artifacts with TensorFlow's "
+                "file systems, which know gs:// and (with tensorflow-io) s3://, not minio://"
             )
         if problems:
             raise ValueError("cannot target Kubeflow Pipelines:\n  - " + "\n  - ".join(problems))
