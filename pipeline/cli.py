@@ -353,54 +353,96 @@ def schema_infer(
         console.print(f"No differences from {cfg.data.schema_file}.")
 
 
+# Compile targets: the name shown, and the default spec file.
+_TARGETS = {"vertex": ("Vertex AI", "taxi-pipeline.json"), "kubeflow": ("Kubeflow Pipelines", "taxi-pipeline.yaml")}
+TargetOpt = typer.Option("vertex", "--target", help="vertex (Vertex AI PipelineJob JSON) or kubeflow (KFP 2.x YAML).")
+
+
+def _target(target: str) -> tuple[str, str]:
+    if target not in _TARGETS:
+        _fail(f"--target {target!r} is not supported: use --target {' or --target '.join(_TARGETS)}", 2)
+    return _TARGETS[target]
+
+
 @app.command("compile")
 def compile_(
-    target: str = typer.Option("vertex", "--target", help="Compile target; only 'vertex' (KubeflowV2) exists."),
-    out: Path = typer.Option(Path("taxi-pipeline.json"), "--out", help="Where to write the PipelineJob JSON."),
-    profile: str = typer.Option("vertex", "--profile", help="Config profile: pipeline/profiles/<name>.yaml."),
+    target: str = TargetOpt,
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Where to write the spec (default: taxi-pipeline.json, or .yaml for kubeflow)."
+    ),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Config profile (default: the target's name)."),
 ) -> None:
-    """Compile the pipeline to a Vertex AI PipelineJob JSON (KubeflowV2DagRunner)."""
+    """Compile the pipeline for Vertex AI or Kubeflow Pipelines 2.x (KubeflowV2DagRunner)."""
     _quiet_environment()
-    if target != "vertex":
-        _fail(f"--target {target!r} is not supported: use --target vertex")
-    cfg = _config(profile, None, None)
+    shown, default_out = _target(target)
+    cfg = _config(profile or target, None, None)
+    import yaml
+
+    from pipeline.kubeflow import compile_kubeflow
     from pipeline.vertex import compile_vertex, runtime_parameters
 
+    compile_for = {"vertex": compile_vertex, "kubeflow": compile_kubeflow}[target]
     try:
-        path = compile_vertex(cfg, out.resolve())
+        path = compile_for(cfg, (out or Path(default_out)).resolve())
     except ValueError as exc:
         _fail(str(exc), 2)
-    import json
-
-    params = runtime_parameters(json.loads(path.read_text()))
-    console.print(f"Compiled {cfg.name} for Vertex AI to {path}")
+    params = runtime_parameters(yaml.safe_load(path.read_text()))
+    console.print(f"Compiled {cfg.name} for {shown} to {path}")
     console.print(f"Runtime parameters: {', '.join(sorted(params)) or 'none'}")
 
 
 @app.command()
 def submit(
-    template: Path = typer.Option(Path("taxi-pipeline.json"), "--template", help="Compiled PipelineJob JSON."),
-    project: str = typer.Option("", "--project", help="Google Cloud project."),
-    region: str = typer.Option("", "--region", help="Vertex AI region, e.g. us-central1."),
-    service_account: Optional[str] = typer.Option(None, "--service-account", help="Service account the run uses."),
-    network: Optional[str] = typer.Option(None, "--network", help="VPC network to peer with."),
-    enable_caching: bool = typer.Option(True, "--enable-caching/--no-enable-caching", help="Vertex AI step caching."),
-    label: list[str] = typer.Option([], "--label", help="key=value label; repeatable."),
+    target: str = TargetOpt,
+    template: Optional[Path] = typer.Option(
+        None, "--template", help="The compiled spec (default: taxi-pipeline.json, or .yaml for kubeflow)."
+    ),
+    project: str = typer.Option("", "--project", help="vertex: Google Cloud project."),
+    region: str = typer.Option("", "--region", help="vertex: Vertex AI region, e.g. us-central1."),
+    service_account: Optional[str] = typer.Option(None, "--service-account", help="vertex: service account the run uses."),
+    network: Optional[str] = typer.Option(None, "--network", help="vertex: VPC network to peer with."),
+    enable_caching: bool = typer.Option(True, "--enable-caching/--no-enable-caching", help="vertex: step caching."),
+    label: list[str] = typer.Option([], "--label", help="vertex: key=value label; repeatable."),
     parameter: list[str] = typer.Option([], "--parameter", help="name=value runtime parameter; repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request; send nothing, need no credentials."),
     api_endpoint: Optional[str] = typer.Option(
-        None, "--api-endpoint", help="Override the Vertex AI API endpoint (private endpoints; local fakes)."
+        None, "--api-endpoint", help="vertex: override the Vertex AI API endpoint (private endpoints; local fakes)."
     ),
+    host: Optional[str] = typer.Option(
+        None, "--host", envvar="KF_PIPELINES_ENDPOINT", help="kubeflow: the KFP API URL (default: kubeflow.host)."
+    ),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="kubeflow: experiment (default: kubeflow.experiment)."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="kubeflow: multi-user namespace (default: kubeflow.namespace)."),
+    token_file: Optional[str] = typer.Option(
+        None, "--token-file", envvar="KF_PIPELINES_SA_TOKEN_PATH", help="kubeflow: service-account token file."
+    ),
+    cookie: Optional[str] = typer.Option(
+        None, "--cookie", envvar="KF_PIPELINES_COOKIE", help="kubeflow: session cookie, e.g. 'authservice_session=...'."
+    ),
+    profile: Optional[str] = typer.Option(None, "--profile", help="kubeflow: profile with the kubeflow.* defaults (default: kubeflow)."),
 ) -> None:
-    """Submit a compiled pipeline to Vertex AI Pipelines (aiplatform.PipelineJob.submit)."""
+    """Submit a compiled pipeline to Vertex AI Pipelines or to Kubeflow Pipelines 2.x."""
     _quiet_environment()
-    import json
-
+    _, default_template = _target(target)
+    template = (template or Path(default_template)).resolve()
+    if target == "kubeflow":
+        kubeflow = _config(profile or target, None, None, code=2).kubeflow
+        _submit_kubeflow(
+            template,
+            host=host or kubeflow.host,
+            experiment=experiment or kubeflow.experiment,
+            namespace=namespace if namespace is not None else kubeflow.namespace,
+            parameter=parameter,
+            token_file=token_file,
+            cookie=cookie,
+            dry_run=dry_run,
+        )
+        return
     from pipeline import vertex
 
     try:
         request = vertex.build_request(
-            template.resolve(),
+            template,
             project,
             region,
             parameters=vertex.parse_assignments(parameter, "--parameter"),
@@ -419,6 +461,26 @@ def submit(
     console.print(
         f"Console: https://console.cloud.google.com/vertex-ai/pipelines/runs?project={request.project}"
     )
+
+
+def _submit_kubeflow(template: Path, *, parameter: list[str], dry_run: bool, **options: Any) -> None:
+    """Upload the spec to Kubeflow Pipelines and start a run (kfp.Client); exit 2 on bad input."""
+    from pipeline import kubeflow
+    from pipeline.vertex import SubmitError, parse_assignments
+
+    try:
+        request = kubeflow.build_request(template, parameters=parse_assignments(parameter, "--parameter"), **options)
+        if dry_run:
+            console.print_json(json.dumps(kubeflow.dry_run(request)))
+            return
+        run = kubeflow.submit(request)
+    except SubmitError as exc:
+        _fail(str(exc), 2)
+    console.print(
+        f"Submitted run {run.run_id} of {request.pipeline_name} (version {run.version_id}) "
+        f"to experiment {request.experiment!r} at {request.host}"
+    )
+    console.print(f"Run: {run.url}")
 
 
 @app.command()

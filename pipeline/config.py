@@ -29,10 +29,12 @@ PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
 # Vertex AI refuses other names, so the pipeline uses a name valid everywhere.
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
 _MODEL_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
-_RUNNERS = ("DirectRunner", "DataflowRunner")
+_RUNNERS = ("DirectRunner", "DataflowRunner", "PortableRunner")
+# Beam's PortableRunner SDK harness kinds for a Flink or Spark cluster (LOOPBACK is for tests on one machine).
+_ENVIRONMENT_TYPES = ("DOCKER", "EXTERNAL", "PROCESS")
 _IMAGE_URI = re.compile(r"[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+(:[A-Za-z0-9._-]+|@sha256:[0-9a-f]{64})")
-_BASELINES = ("blessed_before_candidate", "latest_blessed")
-_SPAN_RESOLUTIONS = ("by_span", "latest")
+_BASELINES = ("blessed_before_candidate", "latest_blessed", "none")
+_SPAN_RESOLUTIONS = ("by_span", "latest", "none")
 _RUNNING_MODES = ("in_memory", "multi_threading", "multi_processing")
 # Beam's own DirectRunner defaults (apache_beam.options.pipeline_options.DirectOptions).
 BEAM_DEFAULT_MODE = "in_memory"
@@ -80,6 +82,8 @@ class DataConfig(Frozen):
     # it for the window. latest: TFX's stock LatestArtifactStrategy, the newest
     # artifacts by time: drift against the previous run's statistics, and
     # training on the run's span alone (the only one Vertex AI compiles).
+    # none: no resolver (Kubeflow Pipelines' backend runs none): no drift
+    # check against an earlier span, training on the run's span alone.
     span_resolution: str = "by_span"
     # Cells that mean "missing", besides an empty one. ExampleGen, the CSV
     # check and `tfxp data`/`tfxp schema` read them alike: a numeric column
@@ -102,7 +106,7 @@ class DataConfig(Frozen):
             )
         if self.span_resolution not in _SPAN_RESOLUTIONS:
             _fail("data.span_resolution", self.span_resolution, f"must be one of {', '.join(_SPAN_RESOLUTIONS)}")
-        if self.span_resolution == "latest" and self.training_spans != 1:
+        if self.span_resolution != "by_span" and self.training_spans != 1:
             _fail(
                 "data.training_spans",
                 self.training_spans,
@@ -196,7 +200,8 @@ class EvalConfig(Frozen):
     min_lift_over_majority: dict[str, Number] = Field(default_factory=lambda: {"binary_accuracy": 0.01})
     # How the baseline is found: the latest blessed model trained before the
     # candidate (re-runs are fully cached), or TFX's stock latest blessed model
-    # (the only one Vertex AI compiles).
+    # (the only one Vertex AI compiles), or none: no baseline, so the drop
+    # thresholds never apply (Kubeflow Pipelines' backend runs no resolver).
     baseline: str = "blessed_before_candidate"
     # The spec's slice features (slice: true), filled in by PipelineConfig.
     slice_features: tuple[str, ...] = ()
@@ -295,6 +300,13 @@ class BeamConfig(Frozen):
     # DataflowRunner only (project, region and the image come from vertex.*).
     machine_type: str = "n1-standard-4"
     max_num_workers: Count = 10
+    # PortableRunner only: a Flink or Spark job server (host:port), and how its
+    # workers run the Python SDK harness: DOCKER (the pipeline image, the
+    # default), EXTERNAL (a worker pool at environment_config, e.g.
+    # localhost:50000 beside each task manager) or PROCESS.
+    job_endpoint: str = ""
+    environment_type: str = "DOCKER"
+    environment_config: str = ""
     extra_args: tuple[str, ...] = ()
 
     @model_validator(mode="after")
@@ -309,6 +321,16 @@ class BeamConfig(Frozen):
             )
         if self.direct_num_workers < 0:
             _fail("beam.direct_num_workers", self.direct_num_workers, "must be >= 0 (0 = all cores)")
+        if self.runner == "PortableRunner" and not self.job_endpoint:
+            _fail("beam.job_endpoint", self.job_endpoint, "PortableRunner needs the Flink or Spark job server, e.g. flink-jobserver:8099")
+        if self.environment_type not in _ENVIRONMENT_TYPES:
+            _fail("beam.environment_type", self.environment_type, f"must be one of {', '.join(_ENVIRONMENT_TYPES)}")
+        if self.environment_type != "DOCKER" and self.runner == "PortableRunner" and not self.environment_config:
+            _fail(
+                "beam.environment_config",
+                self.environment_config,
+                f"{self.environment_type} needs it: e.g. localhost:50000 (EXTERNAL) or a JSON command (PROCESS)",
+            )
         return self
 
 
@@ -384,24 +406,56 @@ class VertexConfig(Frozen):
             problems.append(
                 f"output_dir={pipeline_root!r} must be a gs:// path: Vertex AI writes artifacts to Cloud Storage"
             )
-        if not self.image_uri:
-            problems.append(
-                "vertex.image_uri is missing: build and push the Dockerfile, then set its URI "
-                "(e.g. us-central1-docker.pkg.dev/PROJECT/REPO/taxi-pipeline:TAG)"
-            )
-        elif not _IMAGE_URI.fullmatch(self.image_uri):
-            problems.append(
-                f"vertex.image_uri={self.image_uri!r} is not an image reference like "
-                "REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG (a tag or @sha256 digest is required)"
-            )
-        elif self.image_uri.endswith(":latest"):
-            problems.append(
-                f"vertex.image_uri={self.image_uri!r} uses the moving tag :latest: a rerun, or a step Vertex "
-                "takes from its cache, could run another image than the one this job was compiled for; "
-                "push with a version tag (e.g. taxi-pipeline:v1) or pin the digest (IMAGE@sha256:...)"
-            )
+        problems += _image_problems("vertex.image_uri", self.image_uri, "REGION-docker.pkg.dev/PROJECT/REPO/IMAGE:TAG")
         if problems:
             raise ValueError("cannot target Vertex AI:\n  - " + "\n  - ".join(problems))
+
+
+def _image_problems(field: str, uri: str, example: str) -> list[str]:
+    """What stops ``uri`` from naming the one pipeline image every step runs."""
+    if not uri:
+        return [f"{field} is missing: build and push the Dockerfile, then set its URI (e.g. {example})"]
+    if not _IMAGE_URI.fullmatch(uri):
+        return [f"{field}={uri!r} is not an image reference like {example} (a tag or @sha256 digest is required)"]
+    if uri.endswith(":latest"):
+        return [
+            f"{field}={uri!r} uses the moving tag :latest: a rerun, or a step taken from the cache, "
+            "could run another image than the one this job was compiled for; "
+            "push with a version tag (e.g. taxi-pipeline:v1) or pin the digest (IMAGE@sha256:...)"
+        ]
+    return []
+
+
+# TFX's executors open the pipeline root with TensorFlow's file systems: gs://
+# is built in, s3:// (also KFP's MinIO, through its S3 API) comes with
+# tensorflow-io; they have no minio://.
+_KUBEFLOW_ROOTS = ("gs://", "s3://")
+
+
+class KubeflowConfig(Frozen):
+    """Open-source Kubeflow Pipelines 2.x: the image, and where `tfxp submit --target kubeflow` sends runs."""
+
+    # The pipeline image (top-level Dockerfile): every step's pod runs it.
+    image_uri: str = ""
+    # The KFP API, e.g. http://localhost:8080 after a port-forward; --host overrides.
+    host: str = ""
+    # Multi-user Kubeflow: the profile namespace runs go to; --namespace overrides.
+    namespace: str = ""
+    experiment: str = "Default"
+    # Declare data_root and train_args as runtime parameters a run can override.
+    runtime_parameters: bool = False
+
+    def check(self, pipeline_root: str) -> None:
+        """Raise ValueError naming every field that stops a Kubeflow compile."""
+        problems = _image_problems("kubeflow.image_uri", self.image_uri, "registry.example.com/tfx/taxi-pipeline:v1")
+        if not pipeline_root.startswith(_KUBEFLOW_ROOTS):
+            problems.append(
+                f"output_dir={pipeline_root!r} must be a gs:// or s3:// path (s3://mlpipeline/... is KFP's own "
+                "MinIO): each step runs in its own pod, and TFX's executors open artifacts with TensorFlow's "
+                "file systems, which know gs:// and (with tensorflow-io) s3://, not minio://"
+            )
+        if problems:
+            raise ValueError("cannot target Kubeflow Pipelines:\n  - " + "\n  - ".join(problems))
 
 
 def _feature_spec(value: Any, info: ValidationInfo) -> Any:
@@ -433,6 +487,7 @@ class PipelineConfig(Frozen):
     serving: ServingConfig = Field(default_factory=ServingConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     vertex: VertexConfig = Field(default_factory=VertexConfig)
+    kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Self:
@@ -463,8 +518,11 @@ class PipelineConfig(Frozen):
         return "://" not in self.output_dir
 
     def beam_pipeline_args(self) -> list[str]:
-        """Beam options for the heavy steps: DirectRunner here, Dataflow in the cloud."""
+        """Beam options for the heavy steps: DirectRunner here, Dataflow in the cloud, or a Flink/Spark cluster."""
         b = self.beam
+        # In a Kubeflow pod the image holds every dependency: saying so stops TFX
+        # from building and staging an sdist of itself for each Beam step.
+        image = [f"--sdk_container_image={self.kubeflow.image_uri}"] if self.kubeflow.image_uri else []
         if b.runner == "DirectRunner":
             # Only what differs from Beam's defaults (in_memory, 1 worker): given any
             # Beam args without a dependency flag, TFX builds a 49 MB sdist of itself
@@ -473,6 +531,17 @@ class PipelineConfig(Frozen):
             return [
                 *([f"--direct_running_mode={b.direct_running_mode}"] if b.direct_running_mode != BEAM_DEFAULT_MODE else []),
                 *([f"--direct_num_workers={b.direct_num_workers}"] if b.direct_num_workers != BEAM_DEFAULT_WORKERS else []),
+                *image,
+                *b.extra_args,
+            ]
+        if b.runner == "PortableRunner":
+            harness = b.environment_config or (self.kubeflow.image_uri if b.environment_type == "DOCKER" else "")
+            return [
+                "--runner=PortableRunner",
+                f"--job_endpoint={b.job_endpoint}",
+                f"--environment_type={b.environment_type}",
+                *([f"--environment_config={harness}"] if harness else []),
+                *image,
                 *b.extra_args,
             ]
         return [

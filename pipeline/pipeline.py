@@ -68,7 +68,7 @@ def host_copy(path: str) -> str:
     return path
 
 
-# Runtime parameters a Vertex submission can override (vertex.runtime_parameters).
+# Runtime parameters a submission can override (vertex.runtime_parameters or kubeflow.runtime_parameters).
 # Training steps travel inside the Trainer's TrainArgs: KubeflowV2 compiles a
 # parameter nested in a proto as a constant, so the whole TrainArgs (JSON,
 # e.g. {"num_steps": 500}) is the parameter.
@@ -76,9 +76,13 @@ DATA_ROOT_PARAMETER = "data_root"
 TRAIN_ARGS_PARAMETER = "train_args"
 
 
+def _declares_parameters(cfg: PipelineConfig) -> bool:
+    return cfg.vertex.runtime_parameters or cfg.kubeflow.runtime_parameters
+
+
 def runtime_parameter_defaults(cfg: PipelineConfig) -> dict[str, Any]:
     """The declared runtime parameters and their defaults (written into the compiled job)."""
-    if not cfg.vertex.runtime_parameters:
+    if not _declares_parameters(cfg):
         return {}
     return {
         DATA_ROOT_PARAMETER: cfg.data.root,
@@ -88,13 +92,13 @@ def runtime_parameter_defaults(cfg: PipelineConfig) -> dict[str, Any]:
 
 def _param(cfg: PipelineConfig, name: str, value: Any) -> Any:
     """``value``, or a runtime parameter defaulting to it when the config declares them."""
-    if not cfg.vertex.runtime_parameters:
+    if not _declares_parameters(cfg):
         return value
     return tfx.dsl.experimental.RuntimeParameter(name=name, ptype=type(value), default=value)
 
 
 def _train_args(cfg: PipelineConfig) -> Any:
-    if cfg.vertex.runtime_parameters:
+    if _declares_parameters(cfg):
         return _param(cfg, TRAIN_ARGS_PARAMETER, runtime_parameter_defaults(cfg)[TRAIN_ARGS_PARAMETER])
     return tfx.proto.TrainArgs(num_steps=cfg.training.train_steps)
 
@@ -208,8 +212,10 @@ def _pusher(
     ).with_id("Pusher")
 
 
-def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -> tfx.dsl.Resolver:
-    """The latest blessed model, the Evaluator's baseline (see components/baseline.py)."""
+def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -> tfx.dsl.Resolver | None:
+    """The latest blessed model, the Evaluator's baseline (see components/baseline.py); None for no baseline."""
+    if cfg.baseline == "none":
+        return None
     channels = {
         "model": tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model),
         "model_blessing": tfx.dsl.Channel(type=tfx.types.standard_artifacts.ModelBlessing),
@@ -229,15 +235,17 @@ def _baseline_resolver(cfg: EvalConfig, trainer: base_component.BaseComponent) -
 
 def _span_resolvers(
     data: DataConfig, example_gen: base_component.BaseComponent
-) -> tuple[tfx.dsl.Resolver, tfx.dsl.Resolver | None]:
+) -> tuple[tfx.dsl.Resolver | None, tfx.dsl.Resolver | None]:
     """The earlier span's statistics for drift, and the Trainer's window (see components/spans.py).
 
     ``by_span``: by span number. ``latest``: TFX's stock LatestArtifactStrategy
     (what Vertex AI compiles), resolved before this run's ExampleGen starts:
     the previous run's statistics, and no window (the run's span alone; the
     Vertex compiler drops a resolver's upstream edges, so a window resolved
-    after ExampleGen could miss the run's own span).
+    after ExampleGen could miss the run's own span). ``none``: neither.
     """
+    if data.span_resolution == "none":
+        return None, None
     statistics = tfx.dsl.Channel(
         type=tfx.types.standard_artifacts.ExampleStatistics,
         producer_component_id="StatisticsGen",
@@ -282,10 +290,10 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     previous_span, window = _span_resolvers(cfg.data, csv_example_gen)
     drift_validator = DriftValidator(
         statistics=statistics_gen.outputs["statistics"],
-        baseline_statistics=previous_span.outputs[HISTORY_KEY],
+        baseline_statistics=previous_span.outputs[HISTORY_KEY] if previous_span else None,
         schema=schema_importer.outputs["schema"],
         examples=csv_example_gen.outputs["examples"],
-        baseline_examples=previous_span.outputs.get(EXAMPLES_KEY),
+        baseline_examples=previous_span.outputs.get(EXAMPLES_KEY) if previous_span else None,
     ).with_id("DriftValidator")
     gate = AnomaliesGate(
         anomalies=example_validator.outputs["anomalies"],
@@ -311,7 +319,7 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
     evaluator = tfx.components.Evaluator(
         examples=csv_example_gen.outputs["examples"],
         model=trainer.outputs["model"],
-        baseline_model=baseline.outputs["model"],
+        baseline_model=baseline.outputs["model"] if baseline else None,
         eval_config=eval_config(cfg.eval, cfg.features.label.transformed_name),
         example_splits=[TEST_SPLIT],
     ).with_id("Evaluator")
@@ -320,19 +328,23 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         pipeline_name=cfg.name,
         pipeline_root=cfg.pipeline_root,
         components=[
-            csv_example_gen,
-            statistics_gen,
-            schema_importer,
-            example_validator,
-            previous_span,
-            drift_validator,
-            gate,
-            *([window] if window else []),
-            transform,
-            trainer,
-            baseline,
-            evaluator,
-            pusher,
+            c
+            for c in (
+                csv_example_gen,
+                statistics_gen,
+                schema_importer,
+                example_validator,
+                previous_span,
+                drift_validator,
+                gate,
+                window,
+                transform,
+                trainer,
+                baseline,
+                evaluator,
+                pusher,
+            )
+            if c is not None  # the resolvers a config leaves out
         ],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=(

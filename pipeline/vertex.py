@@ -1,7 +1,7 @@
 """Compile the pipeline for Vertex AI Pipelines and submit it with aiplatform.
 
-``compile_vertex`` runs KubeflowV2DagRunner on ``create_pipeline(cfg)`` and
-writes the PipelineJob JSON; ``submit`` sends that file with
+``compile_vertex`` writes the PipelineJob JSON through the compile path shared
+with Kubeflow Pipelines (``pipeline.kubeflow.compile_spec``); ``submit`` sends that file with
 ``google.cloud.aiplatform.PipelineJob(template_path=...).submit()``.
 """
 
@@ -22,19 +22,10 @@ class SubmitError(RuntimeError):
 
 def compile_vertex(cfg: PipelineConfig, out: Path) -> Path:
     """Write the KubeflowV2 PipelineJob JSON of the pipeline to ``out``."""
-    from tfx import v1 as tfx
-
-    from pipeline.pipeline import create_pipeline, runtime_parameter_defaults
+    from pipeline.kubeflow import compile_spec
 
     check_vertex(cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    runner = _runner_class()(
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=cfg.vertex.image_uri),
-        output_dir=str(out.parent),
-        output_filename=out.name,
-    )
-    runner.run(create_pipeline(cfg), parameter_values=runtime_parameter_defaults(cfg))
-    return out
+    return compile_spec(cfg, out, cfg.vertex.image_uri)
 
 
 def check_vertex(cfg: PipelineConfig) -> None:
@@ -96,29 +87,23 @@ def scope_resolver_queries(job: dict[str, Any], pipeline_root: str) -> dict[str,
     return job
 
 
-def _runner_class() -> type:
-    """KubeflowV2DagRunner that scopes the resolver queries before writing the job."""
+def scoped_runner_class() -> type:
+    """KubeflowV2DagRunner whose job has its resolver queries scoped; compile_spec writes it (both targets)."""
     from tfx.orchestration.kubeflow.v2 import kubeflow_v2_dag_runner
 
-    class VertexDagRunner(kubeflow_v2_dag_runner.KubeflowV2DagRunner):
-        def run(self, pipeline: Any, parameter_values: Any = None, write_out: bool = True) -> Any:
+    class ScopedDagRunner(kubeflow_v2_dag_runner.KubeflowV2DagRunner):
+        def run(self, pipeline: Any, parameter_values: Any = None, write_out: bool = False) -> Any:
             job = super().run(pipeline, parameter_values=parameter_values, write_out=False)
-            if job is None:  # the TFX CLI only read the pipeline's name
-                return None
-            scope_resolver_queries(job, pipeline.pipeline_info.pipeline_root)
-            if write_out:  # as KubeflowV2DagRunner writes it (self._output_dir: the TFX CLI may redirect it)
-                Path(self._output_dir).mkdir(parents=True, exist_ok=True)
-                kubeflow_v2_dag_runner._write_pipeline_spec_to_file(
-                    job, None, str(Path(self._output_dir) / self._output_filename)
-                )
+            if job is not None:  # None: the TFX CLI only read the pipeline's name
+                scope_resolver_queries(job, pipeline.pipeline_info.pipeline_root)
             return job
 
-    return VertexDagRunner
+    return ScopedDagRunner
 
 
 def runtime_parameters(template: Mapping[str, Any]) -> dict[str, str]:
-    """Declared runtime parameters of a compiled PipelineJob: name -> type."""
-    params = template["pipelineSpec"]["root"].get("inputDefinitions", {}).get("parameters", {})
+    """Declared runtime parameters of a compiled PipelineJob (or its PipelineSpec): name -> type."""
+    params = template.get("pipelineSpec", template)["root"].get("inputDefinitions", {}).get("parameters", {})
     return {name: spec.get("parameterType") or spec.get("type", "") for name, spec in params.items()}
 
 
@@ -142,6 +127,19 @@ def _typed(name: str, value: str, kind: str) -> Any:
     except ValueError:
         raise SubmitError(f"runtime parameter {name}={value!r} must be a {kind.lower()}") from None
     return value
+
+
+def typed_parameters(
+    declared: Mapping[str, str], parameters: Mapping[str, str] | None, compile_with: str
+) -> dict[str, Any]:
+    """``--parameter`` values checked against the compiled pipeline's declared parameters, and typed."""
+    values = {}
+    for name, value in (parameters or {}).items():
+        if name not in declared:
+            known = ", ".join(sorted(declared)) or f"none (compile with {compile_with})"
+            raise SubmitError(f"unknown runtime parameter {name!r}; the pipeline declares: {known}")
+        values[name] = _typed(name, value, declared[name])
+    return values
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,12 +183,7 @@ def build_request(
         display_name = template.get("displayName") or template["pipelineSpec"]["pipelineInfo"]["name"]
     except (ValueError, KeyError) as exc:
         raise SubmitError(f"{template_path} is not a compiled PipelineJob JSON ({exc}): recompile it") from None
-    values = {}
-    for name, value in (parameters or {}).items():
-        if name not in declared:
-            known = ", ".join(sorted(declared)) or "none (compile with vertex.runtime_parameters: true)"
-            raise SubmitError(f"unknown runtime parameter {name!r}; the pipeline declares: {known}")
-        values[name] = _typed(name, value, declared[name])
+    values = typed_parameters(declared, parameters, "vertex.runtime_parameters: true")
     return SubmitRequest(
         template_path=str(template_path),
         project=project,

@@ -79,6 +79,8 @@ class DriftValidatorExecutor(dv_executor.Executor):
             **exec_properties,
             standard_component_specs.DISTRIBUTION_VALIDATOR_CONFIG_KEY: drift_config(schema),
         }
+        # Unwired (data.span_resolution: none) reads as an empty baseline, as on a first span.
+        input_dict = {standard_component_specs.BASELINE_STATISTICS_KEY: [], **input_dict}
         result = super().Do(input_dict, output_dict, exec_properties)
         artifact = artifact_utils.get_single_instance(output_dict[standard_component_specs.ANOMALIES_KEY])
         current = artifact_utils.get_single_instance(input_dict[standard_component_specs.STATISTICS_KEY])
@@ -136,7 +138,7 @@ class DriftValidator(base_component.BaseComponent):
     def __init__(
         self,
         statistics: types.BaseChannel,
-        baseline_statistics: types.BaseChannel,
+        baseline_statistics: Optional[types.BaseChannel],
         schema: types.BaseChannel,
         examples: Optional[types.BaseChannel] = None,
         baseline_examples: Optional[types.BaseChannel] = None,
