@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -118,3 +119,23 @@ def test_the_lock_satisfies_every_declared_range():
     assert outside == []
     pinned = [str(r) for r in core if any(s.operator == "==" for s in r.specifier)]
     assert pinned == [], "setup.py declares ranges; requirements.lock pins"
+
+
+@pytest.mark.parametrize(
+    "blocked, argv, needs",
+    [
+        ("starlette", ["serve", "--model_name", "taxi", "--model_base_path", "{tmp}"], "tfxp serve needs starlette"),
+        ("httpx", ["predict", "{tmp}/rows.csv"], "tfxp predict needs httpx"),
+    ],
+)
+def test_a_command_of_the_serving_extra_without_it_says_what_to_install(tmp_path, blocked, argv, needs):
+    # None in sys.modules is how Python marks a module as not importable.
+    code = f"import sys; sys.modules[{blocked!r}] = None; from pipeline.cli import main; main()"
+    (tmp_path / "rows.csv").write_text("trip_miles\n1.5\n")
+    done = subprocess.run(
+        [sys.executable, "-c", code, *(a.format(tmp=tmp_path) for a in argv)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"{needs}, from the serving extra: pip install -c requirements.lock '.[serving]'" in done.stderr
