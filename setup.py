@@ -69,6 +69,7 @@ setup(
         "ipython>=7,<8",
         "PyYAML>=6,<7",
         "pydantic>=2,<3",
+    "typing_extensions>=4.6,<5",
         "typer>=0.12,<1",
         "click>=8,<9",
         "rich>=13,<16",
