@@ -32,6 +32,7 @@ DEV = [
     "importlib_metadata>=6,<10",
     "packaging>=23",
     "kfp>=2,<3",
+    "pyarrow>=10,<11",
 ]
 
 setup(
