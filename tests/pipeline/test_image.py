@@ -7,6 +7,7 @@ through a .pth file, so nothing is downloaded. No pipeline runs.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shlex
@@ -64,18 +65,18 @@ def installed(tmp_path_factory):
     return workdir, venv, site, run_env
 
 
-def test_the_installed_package_compiles_with_the_images_paths_from_any_directory(installed, tmp_path):
+@pytest.mark.parametrize("schema_file", ["/pipeline/schema/schema.pbtxt", "schema/schema.pbtxt"])
+def test_the_installed_package_compiles_with_the_images_paths_from_any_directory(installed, tmp_path, schema_file):
+    """The shipped vertex profile (the schema at its image path), and one naming it relative to the project root."""
     workdir, venv, site, env = installed
     found = subprocess.run(
         [venv / "bin" / "python", "-c", "import pipeline.config as c; print(c.__file__)"],
         cwd=tmp_path, env=env, capture_output=True, text=True, check=True,
     )
     assert Path(found.stdout.strip()).parent == site / "pipeline"  # the installed copy, not a source tree
-    # A profile as a user writes one: local paths relative to the project root.
     profile = (workdir / "pipeline" / "profiles" / "vertex.yaml").read_text()
-    profile = profile.replace("schema_file: /pipeline/schema/schema.pbtxt", "schema_file: schema/schema.pbtxt")
-    assert "schema_file: schema/schema.pbtxt" in profile
-    (tmp_path / "my-vertex.yaml").write_text(profile)
+    assert "schema_file: /pipeline/schema/schema.pbtxt" in profile
+    (tmp_path / "my-vertex.yaml").write_text(profile.replace("/pipeline/schema/schema.pbtxt", schema_file))
 
     result = subprocess.run(
         [venv / "bin" / "tfxp", "compile", "--profile", "my-vertex.yaml", "--out", "job.json"],
@@ -83,6 +84,10 @@ def test_the_installed_package_compiles_with_the_images_paths_from_any_directory
     )
     assert result.returncode == 0, result.stdout + result.stderr
     job = json.loads((tmp_path / "job.json").read_text())
-    schema = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]["schema_file"]
-    assert schema["runtimeValue"]["constantValue"]["stringValue"] == f"{workdir}/schema/schema.pbtxt"
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"]["ImportSchemaGen"]["inputs"]["parameters"]
+    compiled = {name: p["runtimeValue"]["constantValue"]["stringValue"] for name, p in params.items()}
+    # In the image, /pipeline is the project root: this layout's stand-in for it.
+    image_schema = schema_file if schema_file.startswith("/") else f"{workdir}/{schema_file}"
+    schema = (workdir / "schema" / "schema.pbtxt").read_bytes()
+    assert compiled == {"schema_file": image_schema, "content_fingerprint": hashlib.sha256(schema).hexdigest()}
     assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://my-bucket/taxi-pipeline/tfx_root"
