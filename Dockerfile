@@ -15,6 +15,9 @@ FROM gcr.io/tfx-oss-public/tfx:1.16.0
 # The project lives at /pipeline: profiles name files here (e.g. the schema), and
 # the compile fingerprints this checkout's copy of them (pipeline.pipeline.host_copy).
 WORKDIR /pipeline
+# The package installs into site-packages; a profile's relative paths (schema/,
+# models/features.yaml, data/, outputs/) mean these copies, from any directory.
+ENV TFXP_PROJECT_ROOT=/pipeline
 COPY requirements.lock ./
 RUN python -m pip install --no-cache-dir -r requirements.lock
 

@@ -237,9 +237,9 @@ def _iso(seconds: float) -> str:
 
 def monitoring_dir(cfg: PipelineConfig) -> Path:
     """Where the history and the decisions are kept: a local directory even for a cloud profile."""
-    from pipeline.config import PROJECT_ROOT
+    from pipeline.config import project_root
 
-    return Path(cfg.output_dir) / "monitoring" if cfg.is_local else PROJECT_ROOT / "outputs" / "monitoring" / cfg.name
+    return Path(cfg.output_dir) / "monitoring" if cfg.is_local else project_root() / "outputs" / "monitoring" / cfg.name
 
 
 def history_path(cfg: PipelineConfig) -> Path:

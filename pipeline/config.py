@@ -3,14 +3,15 @@
 A config is built explicitly from a named profile (``pipeline/profiles/<name>.yaml``)
 plus overrides, with :func:`load_config`. Nothing is read at import time.
 
-Relative paths in a profile are resolved against the project root (the
-directory holding ``setup.py``); paths given as overrides should already be
-absolute (the CLI resolves them against the working directory).
+Relative paths in a profile are resolved against the project root (see
+:func:`project_root`); paths given as overrides should already be absolute
+(the CLI resolves them against the working directory).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -25,6 +26,20 @@ from models.hparams import Count, Frozen, HParams, Integer, Number
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
+
+
+def project_root() -> Path:
+    """What a profile's relative paths are relative to.
+
+    ``$TFXP_PROJECT_ROOT`` if set (the pipeline image sets ``/pipeline``, its
+    WORKDIR), else this source checkout (the directory holding ``setup.py``),
+    else the working directory: an installed (non-editable) package sits in
+    site-packages, away from ``schema/`` and ``data/``.
+    """
+    if os.environ.get("TFXP_PROJECT_ROOT"):
+        return Path(os.environ["TFXP_PROJECT_ROOT"]).expanduser().resolve()
+    return PROJECT_ROOT if (PROJECT_ROOT / "setup.py").is_file() else Path.cwd()
+
 
 # Vertex AI refuses other names, so the pipeline uses a name valid everywhere.
 _PIPELINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,127}")
@@ -462,7 +477,7 @@ def _feature_spec(value: Any, info: ValidationInfo) -> Any:
     """A profile's ``features``: a spec file's path (relative to the project root) or an inline block."""
     if isinstance(value, str):
         path = Path(value).expanduser()
-        return load_spec(path if path.is_absolute() else PROJECT_ROOT / path)
+        return load_spec(path if path.is_absolute() else project_root() / path)
     if isinstance(value, Mapping):
         return spec_from_dict(value, source=f"{(info.context or {}).get('source', 'config')}: features")
     return value
@@ -647,11 +662,12 @@ def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = No
 
 def _resolve_paths(cfg: PipelineConfig) -> PipelineConfig:
     """Make relative local paths (from the profile or the defaults) project-root based."""
+    root = project_root()
 
     def absolute(value: str) -> str:
         if not value or "://" in value or Path(value).is_absolute():
             return value
-        return str(PROJECT_ROOT / value)
+        return str(root / value)
 
     return cfg.model_copy(
         update={

@@ -27,7 +27,7 @@ from pipeline.components.spans import (
 from pipeline.components.gate import AnomaliesGate
 from pipeline.components.pusher import AtomicPusher
 from pipeline.components.schema_importer import CuratedSchemaImporter
-from pipeline.config import PROJECT_ROOT, DataConfig, EvalConfig, PipelineConfig
+from pipeline.config import DataConfig, EvalConfig, PipelineConfig, project_root
 from pipeline.data_check import CSV_PATTERN
 from pipeline.slice_gate import eval_config
 
@@ -64,7 +64,7 @@ def host_copy(path: str) -> str:
     fingerprinted at compile time, where the image path does not exist.
     """
     if path.startswith(IMAGE_PROJECT_ROOT) and not Path(path).exists():
-        return str(PROJECT_ROOT / path.removeprefix(IMAGE_PROJECT_ROOT))
+        return str(project_root() / path.removeprefix(IMAGE_PROJECT_ROOT))
     return path
 
 

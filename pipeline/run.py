@@ -11,7 +11,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -158,6 +160,29 @@ class _MlmdProgress(threading.Thread):
 
 
 @contextlib.contextmanager
+def run_temp_dir(output_dir: str) -> Iterator[None]:
+    """Make the run's temporary files under ``<output_dir>/tmp``, and remove them after the run.
+
+    Beam 2.74's DirectRunner first tries Prism; offline its download fails and
+    each Beam component leaves an empty ``beam-temp*`` and two ``tmp*``
+    directories in the system temp dir. TMPDIR covers Beam's worker processes.
+    """
+    path = Path(output_dir) / "tmp"
+    path.mkdir(parents=True, exist_ok=True)
+    saved_tempdir, saved_env = tempfile.tempdir, os.environ.get("TMPDIR")
+    tempfile.tempdir = os.environ["TMPDIR"] = str(path)
+    try:
+        yield
+    finally:
+        tempfile.tempdir = saved_tempdir
+        if saved_env is None:
+            del os.environ["TMPDIR"]
+        else:
+            os.environ["TMPDIR"] = saved_env
+        shutil.rmtree(path)
+
+
+@contextlib.contextmanager
 def captured_logs(log_file: Path, verbose: bool) -> Iterator[None]:
     """Send absl/TFX/Beam logs and stray prints to ``log_file`` (and the console if verbose)."""
     from absl import logging as absl_logging
@@ -259,7 +284,7 @@ def run_local(
     pipeline = create_pipeline(cfg)
     progress = _MlmdProgress(cfg, on_progress)
     error, refused = None, False
-    with captured_logs(log_file, verbose):
+    with captured_logs(log_file, verbose), run_temp_dir(cfg.output_dir):
         progress.start()
         try:
             tfx.orchestration.LocalDagRunner().run(pipeline)

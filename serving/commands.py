@@ -8,6 +8,7 @@ when they ask for nothing; otherwise ``serve`` stops at start-up and says so.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import signal
 import threading
@@ -157,8 +158,19 @@ def _flag_bool(flag: str, value: str) -> bool:
     raise ValueError(f"--{flag}={value!r} is invalid: use true or false")
 
 
+def require_serving_extra(command: str, *modules: str) -> None:
+    """Stop in one line when the ``[serving]`` extra (setup.py) is not installed."""
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ValueError(
+            f"{command} needs {', '.join(missing)}, from the serving extra: "
+            "pip install -c requirements.lock '.[serving]' in the project's clone"
+        )
+
+
 def serve(options: ServerOptions, stop: threading.Event | None = None) -> None:
     """Run the server until ``stop`` is set, or SIGINT/SIGTERM in the main thread."""
+    require_serving_extra("tfxp serve", "starlette", "uvicorn", "prometheus_client")
     from serving.server import start_server
 
     stop = stop or threading.Event()
@@ -181,6 +193,8 @@ def predict(
     timeout: float = 30.0,
 ) -> tuple[list[dict[str, Any]], Any]:
     """Send the rows of a CSV/JSON file to a REST or gRPC server; return (rows, PredictResult)."""
+    if not url.startswith("grpc://"):
+        require_serving_extra("tfxp predict", "httpx")
     from serving.client import connect, read_rows
 
     with connect(url, model_name, version=version, label=label, timeout=timeout) as client:

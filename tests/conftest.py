@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -75,6 +76,7 @@ class TrainedRun:
     cfg: "object"  # pipeline.config.PipelineConfig
     summary: "object"  # pipeline.run.RunSummary
     version_dir: Path  # the pushed <serving_dir>/<model_name>/<version>
+    left_in_temp: list[str] = dataclasses.field(default_factory=list)  # what the run left in the system temp dir
 
 
 def fast_config(data_dir: Path, output_dir: Path, **overrides: object):
@@ -97,10 +99,15 @@ def trained_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory
     from pipeline.run import run_local
 
     cfg = fast_config(fixture_data_dir, tmp_path_factory.mktemp("trained_run"))
-    summary = run_local(cfg)
+    # The system temp dir as a process started with TMPDIR set sees it: an empty one of our own.
+    system_temp = tmp_path_factory.mktemp("system_temp")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TMPDIR", str(system_temp))
+        patch.setattr(tempfile, "tempdir", None)
+        summary = run_local(cfg)
     assert summary.ok, f"fixture pipeline run failed: {summary.error} (log: {summary.log_file})"
     assert summary.pushed_path, f"fixture run pushed nothing: {summary.push_note}"
-    return TrainedRun(cfg, summary, Path(summary.pushed_path))
+    return TrainedRun(cfg, summary, Path(summary.pushed_path), sorted(os.listdir(system_temp)))
 
 
 @pytest.fixture(scope="session")

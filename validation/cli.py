@@ -27,9 +27,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _schema_file(schema: Optional[Path]) -> Path:
-    from pipeline.config import PROJECT_ROOT
+    from pipeline.config import project_root
 
-    return schema.resolve() if schema is not None else PROJECT_ROOT / "schema" / "schema.pbtxt"
+    return schema.resolve() if schema is not None else project_root() / "schema" / "schema.pbtxt"
 
 
 SchemaOpt = typer.Option(None, "--schema", help="Schema with the comparators (default: schema/schema.pbtxt).")

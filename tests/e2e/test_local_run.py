@@ -49,6 +49,12 @@ def test_no_beam_component_packaged_tfx_into_the_system_temp_dir(trained_run):
     assert "tfx_ephemeral" not in log
 
 
+def test_the_run_left_nothing_in_the_system_temp_dir(trained_run):
+    """Beam's DirectRunner tries Prism first: offline, each Beam component left beam-temp* and tmp* there."""
+    assert trained_run.left_in_temp == []
+    assert not (Path(trained_run.cfg.output_dir) / "tmp").exists()
+
+
 def test_the_model_is_blessed_and_beats_the_payment_type_rule(trained_run):
     ev = trained_run.summary.evaluation
     assert ev.blessed, ev.failures

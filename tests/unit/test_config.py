@@ -1,3 +1,4 @@
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,18 @@ def test_local_profile_resolves_paths_against_the_project_root():
     assert cfg.metadata_path == f"{PROJECT_ROOT}/outputs/metadata.sqlite"
     assert cfg.model_base_path == f"{PROJECT_ROOT}/outputs/serving_model/taxi"
     assert cfg.training.hidden_units == (64, 32)
+
+
+def test_tfxp_project_root_moves_the_profiles_relative_paths(tmp_path, monkeypatch):
+    """An installed package sits in site-packages, away from schema/ and data/: the image names its root."""
+    root = tmp_path.resolve()
+    (root / "models").mkdir()
+    shutil.copy(PROJECT_ROOT / "models" / "features.yaml", root / "models")
+    monkeypatch.setenv("TFXP_PROJECT_ROOT", str(root))
+    cfg = load_config("local")
+    assert Path(cfg.data.root) == root / "data"
+    assert Path(cfg.data.schema_file) == root / "schema" / "schema.pbtxt"
+    assert cfg.model_base_path == f"{root}/outputs/serving_model/taxi"
 
 
 def test_overrides_win_over_the_profile(tmp_path):
