@@ -13,6 +13,9 @@ import tf_keras as keras
 
 from models.features import ModelInput
 
+# The custom_config key under which the Trainer and the Tuner get the configured HParams.
+HPARAMS_KEY = "hparams"
+
 
 @dataclasses.dataclass(frozen=True)
 class HParams:

@@ -154,6 +154,31 @@ class TrainingConfig:
             _fail("training.l2", self.l2, "must be >= 0")
 
 
+@dataclasses.dataclass(frozen=True)
+class TuningConfig:
+    """Hyperparameter search with TFX's Tuner before the Trainer (search space: models/tuning.py).
+
+    Each trial trains ``steps_per_trial`` steps and is scored by its AUC on the
+    eval split; the Trainer then trains ``training.train_steps`` steps with the
+    best trial's values. ``parallel_trials`` > 1 runs trials as Vertex AI
+    custom jobs (needs vertex.training_machine_type).
+    """
+
+    enabled: bool = False
+    max_trials: int = 8
+    steps_per_trial: int = 300
+    executions_per_trial: int = 1
+    parallel_trials: int = 1
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            _fail("tuning.enabled", self.enabled, "must be true or false")
+        for name in ("max_trials", "steps_per_trial", "executions_per_trial", "parallel_trials"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                _fail(f"tuning.{name}", value, "must be an integer >= 1")
+
+
 # Metrics the Evaluator computes that a threshold may name: higher is better
 # for each. (Calibration, mean label and mean prediction are computed too, for
 # review, but have no direction to gate on.)
@@ -449,6 +474,7 @@ class PipelineConfig:
     output_dir: str = "outputs"
     enable_cache: bool = True
     training: TrainingConfig = dataclasses.field(default_factory=TrainingConfig)
+    tuning: TuningConfig = dataclasses.field(default_factory=TuningConfig)
     eval: EvalConfig = dataclasses.field(default_factory=EvalConfig)
     validation: ValidationConfig = dataclasses.field(default_factory=ValidationConfig)
     beam: BeamConfig = dataclasses.field(default_factory=BeamConfig)
@@ -466,6 +492,12 @@ class PipelineConfig:
         if not self.output_dir:
             _fail("output_dir", self.output_dir, "give a directory")
         self.eval.check_against(self.features)
+        if self.tuning.parallel_trials > 1 and not self.vertex.training_machine_type:
+            _fail(
+                "tuning.parallel_trials",
+                self.tuning.parallel_trials,
+                "parallel trials run as Vertex AI custom jobs: set vertex.training_machine_type, or use 1",
+            )
         # Frozen: the spec's slice features are copied into eval once, here.
         object.__setattr__(self, "eval", dataclasses.replace(self.eval, slice_features=self.features.slice_keys()))
 
@@ -529,6 +561,7 @@ class PipelineConfig:
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "training": TrainingConfig,
+    "tuning": TuningConfig,
     "eval": EvalConfig,
     "validation": ValidationConfig,
     "beam": BeamConfig,
