@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,12 @@ def test_a_profile_can_be_a_yaml_path(tmp_path):
         ({"data.train_buckets": 0}, "data.train_buckets"),
         ({"data.test_buckets": 0}, "data.test_buckets"),
         ({"serving.model_name": "../x"}, "serving.model_name"),
+        ({"tuning.max_trials": 0}, "tuning.max_trials"),
+        ({"tuning.steps_per_trial": 0}, "tuning.steps_per_trial"),
+        ({"tuning.executions_per_trial": 1.5}, "tuning.executions_per_trial"),
+        ({"tuning.enabled": "yes"}, "tuning.enabled"),
+        # The stock Tuner runs trials one at a time: parallel ones are Vertex AI custom jobs.
+        ({"tuning.parallel_trials": 4}, "tuning.parallel_trials"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(overrides, field):
@@ -100,3 +107,11 @@ def test_a_slice_size_larger_than_the_test_split_is_warned_about_up_front():
     )
     assert judging_warnings(load_config("local"), rows=15002) == []
     assert judging_warnings(load_config("local", {"eval.slice_floors": {}, "eval.slice_max_drops": {}}), rows=10) == []
+
+
+def test_tuning_is_off_by_default_and_on_in_the_tune_profile():
+    tune, local = load_config("tune"), load_config("local")
+    assert not local.tuning.enabled
+    assert (tune.tuning.enabled, tune.tuning.max_trials, tune.tuning.steps_per_trial) == (True, 8, 300)
+    # Otherwise the local profile: same data, outputs, training and gates.
+    assert dataclasses.replace(tune, tuning=local.tuning) == local
