@@ -91,5 +91,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     )
     return tfx.components.TunerFnResult(
         tuner=tuner,
-        fit_kwargs=fit_kwargs(train, evaluation, base.batch_size, base.seed, fn_args.train_steps, fn_args.eval_steps),
+        fit_kwargs=fit_kwargs(
+            train, evaluation, base.batch_size, base.seed, fn_args.train_steps, fn_args.eval_steps
+        ),
     )

@@ -44,7 +44,8 @@ def test_the_trainer_trains_the_best_trial_and_the_model_is_gated_and_pushed(tun
     assert summary.trials[0]["score"] >= summary.trials[1]["score"] > 0.5
     assert {k: v for k, v in summary.trials[0].items() if k not in ("trial_id", "score")} == best
     # The Trainer's recorded hyperparameters: the best trial's searched values, the config's others.
-    expected = tuned(keras_tuner.HyperParameters.from_config({"space": [], "values": best}), hparams(cfg.training))
+    best_hp = keras_tuner.HyperParameters.from_config({"space": [], "values": best})
+    expected = tuned(best_hp, hparams(cfg.training))
     assert summary.hparams == expected.to_dict()
     assert summary.hparams["learning_rate"] == best["learning_rate"] != cfg.training.learning_rate
     assert HParams.from_dict(summary.hparams).l2 == cfg.training.l2

@@ -134,7 +134,7 @@ def test_the_tuner_searches_on_the_trainers_data_and_the_trainer_takes_its_best_
     assert trainer.inputs["hyperparameters"] is tuner.outputs["best_hyperparameters"]
     for key in ("examples", "transform_graph", "schema"):
         assert tuner.inputs[key] is trainer.inputs[key], key
-    # The tuned model meets the same gates: the Evaluator grades the Trainer's model, the Pusher needs its blessing.
+    # The same gates: the Evaluator grades the Trainer's model, the Pusher needs its blessing.
     assert c["Evaluator"].inputs["model"] is trainer.outputs["model"]
     assert c["Pusher"].inputs["model_blessing"] is c["Evaluator"].outputs["blessing"]
 
@@ -142,7 +142,12 @@ def test_the_tuner_searches_on_the_trainers_data_and_the_trainer_takes_its_best_
 def test_the_trial_bounds_come_from_the_config(tmp_path):
     cfg = load_config(
         "tune",
-        {"output_dir": str(tmp_path), "tuning.max_trials": 3, "tuning.steps_per_trial": 40, "training.eval_steps": 5},
+        {
+            "output_dir": str(tmp_path),
+            "tuning.max_trials": 3,
+            "tuning.steps_per_trial": 40,
+            "training.eval_steps": 5,
+        },
     )
     tuner = {c.id: c for c in create_pipeline(cfg).components}["Tuner"]
     custom_config = json.loads(tuner.exec_properties["custom_config"])

@@ -83,22 +83,32 @@ def test_executors_run_the_pipeline_image_with_dataflow(compiled):
 def test_tuning_on_vertex_runs_parallel_trials_as_custom_jobs(tmp_path):
     cfg = load_config(
         "vertex",
-        {"tuning.enabled": True, "tuning.parallel_trials": 3, "vertex.training_machine_type": "n1-standard-8"},
+        {
+            "tuning.enabled": True,
+            "tuning.parallel_trials": 3,
+            "vertex.training_machine_type": "n1-standard-8",
+        },
     )
     job = json.loads(compile_vertex(cfg, tmp_path / "job.json").read_text())
     tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
-    assert set(tasks["Trainer"]["dependentTasks"]) == {"CsvExampleGen", "ImportSchemaGen", "Transform", "Tuner"}
+    assert set(tasks["Trainer"]["dependentTasks"]) == {
+        "CsvExampleGen", "ImportSchemaGen", "Transform", "Tuner"
+    }
     assert tasks["Trainer"]["inputs"]["artifacts"]["hyperparameters"] == {
         "taskOutputArtifact": {"outputArtifactKey": "best_hyperparameters", "producerTask": "Tuner"}
     }
     executor = job["pipelineSpec"]["deploymentSpec"]["executors"]["Tuner_executor"]["container"]
     assert executor["image"] == cfg.vertex.image_uri
-    assert executor["args"][:2] == ["--executor_class_path", "tfx.extensions.google_cloud_ai_platform.tuner.executor.Executor"]
+    assert executor["args"][:2] == [
+        "--executor_class_path",
+        "tfx.extensions.google_cloud_ai_platform.tuner.executor.Executor",
+    ]
     params = tasks["Tuner"]["inputs"]["parameters"]
     tune_args = json.loads(params["tune_args"]["runtimeValue"]["constantValue"]["stringValue"])
     assert tune_args == {"num_parallel_trials": 3}
     custom = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
-    assert custom["ai_platform_enable_vertex"] is True and custom["ai_platform_vertex_region"] == "us-central1"
+    assert custom["ai_platform_enable_vertex"] is True
+    assert custom["ai_platform_vertex_region"] == "us-central1"
     tuning_args = custom["ai_platform_tuning_args"]
     assert tuning_args["project"] == "my-gcp-project"
     # The chief runs trials as well: with 3 parallel trials, 2 workers beside it, all on the pipeline image.

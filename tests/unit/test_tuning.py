@@ -22,7 +22,8 @@ def test_the_space_is_learning_rate_layer_sizes_and_dropout():
     assert (lr["min_value"], lr["max_value"], lr["sampling"]) == (3e-4, 3e-2, "log")
     assert configs["units_1"]["values"] == [32, 64, 128, 256]
     assert configs["units_2"]["values"] == [16, 32, 64]
-    assert (configs["dropout"]["min_value"], configs["dropout"]["max_value"], configs["dropout"]["step"]) == (0, 0.5, 0.1)
+    dropout = configs["dropout"]
+    assert (dropout["min_value"], dropout["max_value"], dropout["step"]) == (0, 0.5, 0.1)
 
 
 def test_the_best_trials_values_override_only_the_searched_fields():
@@ -31,7 +32,8 @@ def test_the_best_trials_values_override_only_the_searched_fields():
     space.values.update({"learning_rate": 0.0123, "units_1": 128, "units_2": 16, "dropout": 0.2})
     # What the Trainer gets: the Tuner's best_hyperparameters, a HyperParameters config.
     best = keras_tuner.HyperParameters.from_config(space.get_config())
-    assert tuned(best, BASE) == dataclasses.replace(BASE, learning_rate=0.0123, hidden_units=(128, 16), dropout=0.2)
+    expected = dataclasses.replace(BASE, learning_rate=0.0123, hidden_units=(128, 16), dropout=0.2)
+    assert tuned(best, BASE) == expected
 
 
 def _split(n: int, seed: int) -> Split:
