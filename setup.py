@@ -31,7 +31,6 @@ DEV = [
     "websockets>=13,<17",
     "importlib_metadata>=6,<10",
     "packaging>=23",
-    "kfp>=2,<3",
     "pyarrow>=10,<11",
 ]
 
@@ -70,7 +69,13 @@ setup(
         "ipython>=7,<8",
         "PyYAML>=6,<7",
         "pydantic>=2,<3",
-    "typing_extensions>=4.6,<5",
+        "typing_extensions>=4.6,<5",
+        # Kubeflow Pipelines 2.x: kfp.Client for `tfxp submit --target kubeflow`.
+        "kfp>=2.5,<2.6",
+        "kfp-server-api>=2,<3",
+        "urllib3>=1.26,<2",
+        # Hyperparameter search (TFX's Tuner, models/tuning.py).
+        "keras-tuner>=1.4,<1.5",
         "typer>=0.12,<1",
         "click>=8,<9",
         "rich>=13,<16",

@@ -11,7 +11,7 @@ a million rows take about 120 MB.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import tensorflow as tf
@@ -74,3 +74,26 @@ def transformed_split(
         raise ValueError(f"no examples in {file_pattern}")
     arrays = {name: np.concatenate(parts) for name, parts in features.items()}
     return Split(arrays, arrays.pop(label_key))
+
+
+def fn_args_splits(
+    fn_args: tfx.components.FnArgs, label_key: str
+) -> tuple[tft.TFTransformOutput, Split, Split]:
+    """The Transform output and the train and eval splits: the Trainer's data and every tuning trial's."""
+    tf_transform_output = tft.TFTransformOutput(fn_args.transform_graph_path)
+    train = transformed_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label_key)
+    evaluation = transformed_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label_key)
+    return tf_transform_output, train, evaluation
+
+
+def fit_kwargs(
+    train: Split, evaluation: Split, batch_size: int, seed: int, train_steps: int, eval_steps: int
+) -> dict[str, Any]:
+    """``model.fit`` arguments: ``train_steps`` shuffled train batches, then ``eval_steps`` eval batches."""
+    return {
+        "x": train.dataset(batch_size, seed=seed),
+        "steps_per_epoch": train_steps,
+        "validation_data": evaluation.dataset(batch_size),
+        "validation_steps": eval_steps,
+        "verbose": 2,
+    }

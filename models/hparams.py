@@ -25,6 +25,10 @@ Integer = Annotated[int, BeforeValidator(_not_bool)]
 Count = Annotated[int, BeforeValidator(_not_bool), Field(ge=1)]
 
 
+# The custom_config key under which the Trainer and the Tuner get the configured HParams.
+HPARAMS_KEY = "hparams"
+
+
 class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 

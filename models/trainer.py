@@ -6,25 +6,27 @@ import json
 import logging
 import os
 
+import keras_tuner
 import tensorflow as tf
-import tensorflow_transform as tft
 import tf_keras as keras
 from tfx import v1 as tfx
 
 from models.autograph import skip_library_code
-from models.data import transformed_split
+from models.data import fit_kwargs, fn_args_splits
 from models.features import from_custom_config
-from models.hparams import HParams
+from models.hparams import HPARAMS_KEY, HParams
 from models.model import build_model
 from models.rule import best_rule, fit_rules, rule_candidates
 from models.signatures import make_signatures
+from models.tuning import tuned
 
 logger = logging.getLogger(__name__)
 
-HPARAMS_KEY = "hparams"
 RULE_FEATURE_KEY = "rule_feature"
-# Written next to the model run's logs: which rule the Trainer chose, for review.
+# Written next to the model run's logs, for review: which rule the Trainer
+# chose, and the hyperparameters it trained with (the Tuner's best, when tuning).
 RULE_FILE = "rule.json"
+HPARAMS_FILE = "hparams.json"
 
 
 def run_fn(fn_args: tfx.components.FnArgs) -> None:
@@ -34,10 +36,11 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     spec = from_custom_config(custom_config)
     label = spec.label.transformed_name
     hp = HParams.model_validate(custom_config.get(HPARAMS_KEY, {}))
+    if fn_args.hyperparameters:  # the Tuner's best trial
+        hp = tuned(keras_tuner.HyperParameters.from_config(fn_args.hyperparameters), hp)
+        logger.info("hyperparameters of the Tuner's best trial: %s", hp)
     keras.utils.set_random_seed(hp.seed)
-    tf_transform_output = tft.TFTransformOutput(fn_args.transform_output)
-    train = transformed_split(fn_args.train_files, fn_args.data_accessor, tf_transform_output, label)
-    evaluation = transformed_split(fn_args.eval_files, fn_args.data_accessor, tf_transform_output, label)
+    tf_transform_output, train, evaluation = fn_args_splits(fn_args, label)
     logger.info("transformed %d train and %d eval rows", len(train), len(evaluation))
 
     rules = fit_rules(spec, rule_candidates(spec, custom_config[RULE_FEATURE_KEY]), train.batches())
@@ -45,11 +48,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     logger.info("rule on %s (eval AUC %.3f): positive rate per id %s", rule.feature, rule.eval_auc, rule.rates.round(3).tolist())
     model = build_model(hp, spec.model_inputs())
     history = model.fit(
-        train.dataset(hp.batch_size, seed=hp.seed),
-        steps_per_epoch=fn_args.train_steps,
-        validation_data=evaluation.dataset(hp.batch_size),
-        validation_steps=fn_args.eval_steps,
-        verbose=2,
+        **fit_kwargs(train, evaluation, hp.batch_size, hp.seed, fn_args.train_steps, fn_args.eval_steps)
     )
     logger.info("training finished: %s", {k: v[-1] for k, v in history.history.items()})
     model.save(
@@ -59,3 +58,5 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, RULE_FILE), "w") as f:
         json.dump({"feature": rule.feature, "eval_auc": rule.eval_auc, "candidates": [r.feature for r in rules]}, f)
+    with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HPARAMS_FILE), "w") as f:
+        json.dump(hp.model_dump(mode="json"), f)

@@ -180,6 +180,13 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "
         console.print("Anomalies: none")
     if summary.drift is not None:
         print_drift(summary.drift)
+    if summary.trials:
+        best = summary.trials[0]
+        values = ", ".join(f"{k} {v:.4g}" for k, v in best.items() if k not in ("trial_id", "score"))
+        console.print(
+            f"Tuning: best of {len(summary.trials)} trials: {values} (eval AUC {best['score']:.4f}); "
+            f"the Trainer trained with it"
+        )
     if summary.evaluation is not None:
         print_evaluation(summary.evaluation, cfg, profile, summary.rule_feature)
     if summary.push_note:

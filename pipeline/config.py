@@ -153,6 +153,22 @@ class TrainingConfig(HParams):
         return HParams.model_validate(self.model_dump(include=set(HParams.model_fields)))
 
 
+class TuningConfig(Frozen):
+    """Hyperparameter search with TFX's Tuner before the Trainer (search space: models/tuning.py).
+
+    Each trial trains ``steps_per_trial`` steps and is scored by its AUC on the
+    eval split; the Trainer then trains ``training.train_steps`` steps with the
+    best trial's values. ``parallel_trials`` > 1 runs trials as Vertex AI
+    custom jobs (needs vertex.training_machine_type).
+    """
+
+    enabled: bool = False
+    max_trials: Count = 8
+    steps_per_trial: Count = 300
+    executions_per_trial: Count = 1
+    parallel_trials: Count = 1
+
+
 # Metrics the Evaluator computes that a threshold may name: higher is better
 # for each. (Calibration, mean label and mean prediction are computed too, for
 # review, but have no direction to gate on.)
@@ -496,6 +512,7 @@ class PipelineConfig(Frozen):
     output_dir: str = "outputs"
     enable_cache: bool = True
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     beam: BeamConfig = Field(default_factory=BeamConfig)
@@ -515,6 +532,12 @@ class PipelineConfig(Frozen):
         if not self.output_dir:
             _fail("output_dir", self.output_dir, "give a directory")
         self.eval.check_against(self.features)
+        if self.tuning.parallel_trials > 1 and not self.vertex.training_machine_type:
+            _fail(
+                "tuning.parallel_trials",
+                self.tuning.parallel_trials,
+                "parallel trials run as Vertex AI custom jobs: set vertex.training_machine_type, or use 1",
+            )
         # Frozen: the spec's slice features are copied into eval once, here.
         object.__setattr__(self, "eval", self.eval.model_copy(update={"slice_features": self.features.slice_keys()}))
         return self

@@ -13,7 +13,9 @@ from tfx.dsl.components.base import base_component
 import models
 from models.features import SPEC_KEY, FeatureSpec
 from models.preprocessing import preprocessing_fn
-from models.trainer import HPARAMS_KEY, RULE_FEATURE_KEY, run_fn
+from models.hparams import HPARAMS_KEY
+from models.trainer import RULE_FEATURE_KEY, run_fn
+from models.tuning import TUNING_KEY, tuner_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
 from pipeline.components.drift import DriftValidator
@@ -139,28 +141,89 @@ def example_gen(data: DataConfig, spec: FeatureSpec, input_base: Any = None) -> 
     ).with_id("CsvExampleGen")
 
 
-def _trainer(
+def _model_inputs(
     cfg: PipelineConfig,
     examples: Any,
     transform: tfx.components.Transform,
     schema_importer: base_component.BaseComponent,
     fingerprint: dict[str, str],
-) -> base_component.BaseComponent:
-    """Keras training in the pipeline, or as a Vertex AI custom job (vertex.training_machine_type)."""
-    custom_config: dict[str, Any] = {
-        HPARAMS_KEY: cfg.training.hparams.model_dump(mode="json"),
-        RULE_FEATURE_KEY: cfg.eval.rule_feature,
-        SPEC_KEY: cfg.features.to_json(),
-        **fingerprint,
-    }
-    args = {
-        "run_fn": function_path(run_fn),
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the Trainer and the Tuner both take: their data, and the custom_config of the model code."""
+    inputs = {
         "examples": examples,
         "transform_graph": transform.outputs["transform_graph"],
         "schema": schema_importer.outputs["schema"],
-        "train_args": _train_args(cfg),
         "eval_args": tfx.proto.EvalArgs(num_steps=cfg.training.eval_steps),
     }
+    custom_config = {
+        HPARAMS_KEY: cfg.training.hparams.model_dump(mode="json"),
+        SPEC_KEY: cfg.features.to_json(),
+        **fingerprint,
+    }
+    return inputs, custom_config
+
+
+def _worker_pool(cfg: PipelineConfig, replicas: int) -> dict[str, Any]:
+    """A Vertex AI custom job's worker pool of the pipeline image on vertex.training_machine_type."""
+    return {
+        "machine_spec": {"machine_type": cfg.vertex.training_machine_type},
+        "replica_count": replicas,
+        "container_spec": {"image_uri": cfg.vertex.image_uri},
+    }
+
+
+def _tuner(
+    cfg: PipelineConfig, inputs: dict[str, Any], custom_config: dict[str, Any]
+) -> base_component.BaseComponent:
+    """KerasTuner's search (models/tuning.py) in the pipeline, or as Vertex AI custom jobs in parallel."""
+    t = cfg.tuning
+    args = {
+        **inputs,
+        "tuner_fn": function_path(tuner_fn),
+        "train_args": tfx.proto.TrainArgs(num_steps=t.steps_per_trial),
+    }
+    custom_config = {
+        **custom_config,
+        TUNING_KEY: {"max_trials": t.max_trials, "executions_per_trial": t.executions_per_trial},
+    }
+    if not cfg.vertex.training_machine_type:
+        return tfx.components.Tuner(**args, custom_config=custom_config).with_id("Tuner")
+    vertex = tfx.extensions.google_cloud_ai_platform
+    # The chief runs trials too: parallel_trials - 1 workers beside it.
+    pools = [_worker_pool(cfg, 1)]
+    if t.parallel_trials > 1:
+        pools.append(_worker_pool(cfg, t.parallel_trials - 1))
+    custom_config.update(
+        {
+            vertex.ENABLE_VERTEX_KEY: True,
+            vertex.VERTEX_REGION_KEY: cfg.vertex.region,
+            vertex.experimental.TUNING_ARGS_KEY: {
+                "project": cfg.vertex.project,
+                "job_spec": {"worker_pool_specs": pools},
+            },
+        }
+    )
+    return vertex.Tuner(
+        **args,
+        tune_args=tfx.proto.TuneArgs(num_parallel_trials=t.parallel_trials),
+        custom_config=custom_config,
+    ).with_id("Tuner")
+
+
+def _trainer(
+    cfg: PipelineConfig,
+    inputs: dict[str, Any],
+    custom_config: dict[str, Any],
+    tuner: base_component.BaseComponent | None,
+) -> base_component.BaseComponent:
+    """Keras training in the pipeline, or as a Vertex AI custom job (vertex.training_machine_type).
+
+    With a Tuner, the model takes the best trial's hyperparameters.
+    """
+    custom_config = {**custom_config, RULE_FEATURE_KEY: cfg.eval.rule_feature}
+    args = {**inputs, "run_fn": function_path(run_fn), "train_args": _train_args(cfg)}
+    if tuner is not None:
+        args["hyperparameters"] = tuner.outputs["best_hyperparameters"]
     if not cfg.vertex.training_machine_type:
         return tfx.components.Trainer(**args, custom_config=custom_config).with_id("Trainer")
     vertex = tfx.extensions.google_cloud_ai_platform
@@ -170,13 +233,7 @@ def _trainer(
             vertex.VERTEX_REGION_KEY: cfg.vertex.region,
             vertex.TRAINING_ARGS_KEY: {
                 "project": cfg.vertex.project,
-                "worker_pool_specs": [
-                    {
-                        "machine_spec": {"machine_type": cfg.vertex.training_machine_type},
-                        "replica_count": 1,
-                        "container_spec": {"image_uri": cfg.vertex.image_uri},
-                    }
-                ],
+                "worker_pool_specs": [_worker_pool(cfg, 1)],
             },
         }
     )
@@ -274,7 +331,7 @@ def _span_resolvers(
 
 
 def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
-    """The whole DAG: ingest, validate (gated), transform, train, evaluate, push."""
+    """The whole DAG: ingest, validate (gated), transform, tune (tuning.enabled), train, evaluate, push."""
     fingerprint = {CODE_FINGERPRINT_KEY: code_fingerprint()}
     csv_example_gen = example_gen(cfg.data, cfg.features, _param(cfg, DATA_ROOT_PARAMETER, cfg.data.root))
     statistics_gen = tfx.components.StatisticsGen(
@@ -314,7 +371,9 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
         custom_config={SPEC_KEY: cfg.features.to_json(), **fingerprint},
     ).with_id("Transform")
     transform.add_upstream_node(gate)
-    trainer = _trainer(cfg, examples, transform, schema_importer, fingerprint)
+    inputs, model_config = _model_inputs(cfg, examples, transform, schema_importer, fingerprint)
+    tuner = _tuner(cfg, inputs, model_config) if cfg.tuning.enabled else None
+    trainer = _trainer(cfg, inputs, model_config, tuner)
     baseline = _baseline_resolver(cfg.eval, trainer)
     evaluator = tfx.components.Evaluator(
         examples=csv_example_gen.outputs["examples"],
@@ -339,12 +398,13 @@ def create_pipeline(cfg: PipelineConfig) -> tfx.dsl.Pipeline:
                 gate,
                 window,
                 transform,
+                tuner,
                 trainer,
                 baseline,
                 evaluator,
                 pusher,
             )
-            if c is not None  # the resolvers a config leaves out
+            if c is not None  # the resolvers and the Tuner a config leaves out
         ],
         enable_cache=cfg.enable_cache,
         metadata_connection_config=(

@@ -301,3 +301,27 @@ def chosen_rule(model_run_uri: str) -> str | None:
         return None
     with tf.io.gfile.GFile(path) as f:
         return json.load(f).get("feature")
+
+
+def trained_hparams(model_run_uri: str) -> dict[str, Any] | None:
+    """The hyperparameters the Trainer trained with (``models.trainer.HPARAMS_FILE``), if recorded."""
+    import json
+
+    import tensorflow as tf
+
+    from models.trainer import HPARAMS_FILE
+
+    path = f"{model_run_uri.rstrip('/')}/{HPARAMS_FILE}"
+    if not tf.io.gfile.exists(path):
+        return None
+    with tf.io.gfile.GFile(path) as f:
+        return json.load(f)
+
+
+def only_json_in_dir(uri: str) -> Any:
+    """The JSON file a Tuner output holds: best_hyperparameters (a KerasTuner config) or tuner_results."""
+    import json
+
+    from tfx.utils import io_utils
+
+    return json.loads(io_utils.read_string_file(io_utils.get_only_uri_in_dir(uri)))

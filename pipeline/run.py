@@ -23,7 +23,17 @@ from pipeline.components.csv_example_gen import ROWS_WITHOUT_LABEL
 from pipeline.components.drift import DRIFT_PROPERTY
 from pipeline.components.gate import DRIFT, SCHEMA, Anomaly, read_anomalies
 from pipeline.config import PipelineConfig
-from pipeline.results import Evaluation, NodeResult, chosen_rule, latest_run, load_evaluation, newest_run_id, open_store
+from pipeline.results import (
+    Evaluation,
+    NodeResult,
+    chosen_rule,
+    latest_run,
+    load_evaluation,
+    newest_run_id,
+    only_json_in_dir,
+    open_store,
+    trained_hparams,
+)
 from validation.history import DriftRecord, drift_record
 
 logger = logging.getLogger(__name__)
@@ -64,6 +74,8 @@ class RunSummary:
     span: int | None = None
     rows_without_label: int = 0  # left out by ExampleGen: no label to train or grade on
     rule_feature: str | None = None  # the feature of the rule graded beside the model
+    hparams: dict | None = None  # what the Trainer trained with (the best trial's values, when tuning)
+    trials: list[dict] = dataclasses.field(default_factory=list)  # the Tuner's completed trials, best first
     drift: DriftRecord | None = None
     warnings: list[str] = dataclasses.field(default_factory=list)
     evaluation: Evaluation | None = None
@@ -354,6 +366,10 @@ def _fill_results(summary: RunSummary, cfg: PipelineConfig, run_id: str | None =
     trainer = nodes.get("Trainer")
     if trainer and trainer.outputs.get("model_run"):
         summary.rule_feature = chosen_rule(trainer.output_uri("model_run"))
+        summary.hparams = trained_hparams(trainer.output_uri("model_run"))
+    tuner = nodes.get("Tuner")
+    if tuner and tuner.outputs.get("tuner_results"):
+        summary.trials = only_json_in_dir(tuner.output_uri("tuner_results"))
     evaluator = nodes.get("Evaluator")
     if evaluator and evaluator.outputs.get("evaluation"):
         summary.evaluation = load_evaluation(evaluator.output_uri("evaluation"), evaluator)

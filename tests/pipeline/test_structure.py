@@ -10,7 +10,7 @@ from tfx.utils.io_utils import SchemaReader
 
 from pipeline.components.drift import drift_config
 from pipeline.config import PROJECT_ROOT, load_config
-from pipeline.pipeline import create_pipeline
+from pipeline.pipeline import code_fingerprint, create_pipeline
 
 EXPECTED_IDS = [
     "CsvExampleGen",
@@ -32,6 +32,12 @@ EXPECTED_IDS = [
 @pytest.fixture(scope="module")
 def components(tmp_path_factory):
     cfg = load_config("local", {"output_dir": str(tmp_path_factory.mktemp("out"))})
+    return {c.id: c for c in create_pipeline(cfg).components}
+
+
+@pytest.fixture(scope="module")
+def tuned_components(tmp_path_factory):
+    cfg = load_config("tune", {"output_dir": str(tmp_path_factory.mktemp("tune"))})
     return {c.id: c for c in create_pipeline(cfg).components}
 
 
@@ -104,12 +110,52 @@ def test_baseline_is_the_latest_blessed_model(components):
     assert evaluator.inputs["baseline_model"] is components["LatestBlessedModelResolver"].outputs["model"]
 
 
-@pytest.mark.parametrize(("component", "key"), [("Transform", "preprocessing_fn"), ("Trainer", "run_fn")])
-def test_entry_points_resolve_to_installed_functions(components, component, key):
-    dotted = components[component].exec_properties[key]
+@pytest.mark.parametrize(
+    ("component", "key"), [("Transform", "preprocessing_fn"), ("Trainer", "run_fn"), ("Tuner", "tuner_fn")]
+)
+def test_entry_points_resolve_to_installed_functions(tuned_components, component, key):
+    dotted = tuned_components[component].exec_properties[key]
     module, _, name = dotted.rpartition(".")
     fn = getattr(importlib.import_module(module), name)
     assert f"{fn.__module__}.{fn.__qualname__}" == dotted
+
+
+def test_without_tuning_there_is_no_tuner(components):
+    assert "Tuner" not in components
+    assert components["Trainer"].inputs.get("hyperparameters") is None
+
+
+def test_the_tuner_searches_on_the_trainers_data_and_the_trainer_takes_its_best_trial(tuned_components):
+    c = tuned_components
+    assert sorted(c) == sorted([*EXPECTED_IDS, "Tuner"])
+    tuner, trainer = c["Tuner"], c["Trainer"]
+    assert _upstream(tuner) == {"TrainingWindow", "Transform", "ImportSchemaGen"}
+    assert _upstream(trainer) == {"TrainingWindow", "Transform", "ImportSchemaGen", "Tuner"}
+    assert trainer.inputs["hyperparameters"] is tuner.outputs["best_hyperparameters"]
+    for key in ("examples", "transform_graph", "schema"):
+        assert tuner.inputs[key] is trainer.inputs[key], key
+    # The same gates: the Evaluator grades the Trainer's model, the Pusher needs its blessing.
+    assert c["Evaluator"].inputs["model"] is trainer.outputs["model"]
+    assert c["Pusher"].inputs["model_blessing"] is c["Evaluator"].outputs["blessing"]
+
+
+def test_the_trial_bounds_come_from_the_config(tmp_path):
+    cfg = load_config(
+        "tune",
+        {
+            "output_dir": str(tmp_path),
+            "tuning.max_trials": 3,
+            "tuning.steps_per_trial": 40,
+            "training.eval_steps": 5,
+        },
+    )
+    tuner = {c.id: c for c in create_pipeline(cfg).components}["Tuner"]
+    custom_config = json.loads(tuner.exec_properties["custom_config"])
+    assert custom_config["tuning"] == {"max_trials": 3, "executions_per_trial": 1}
+    assert json.loads(tuner.exec_properties["train_args"]) == {"num_steps": 40}
+    assert json.loads(tuner.exec_properties["eval_args"]) == {"num_steps": 5}
+    # The search space lives in models/, whose source the fingerprint hashes: editing it re-runs the Tuner.
+    assert custom_config["code_fingerprint"] == code_fingerprint()
 
 
 def test_code_and_schema_content_are_in_the_cache_key(tmp_path):

@@ -156,6 +156,46 @@ def test_a_schema_edit_changes_only_the_schema_steps_cache_key(tmp_path):
     assert jobs[2][fingerprint] == hashlib.sha256(b'feature { name: "fare" type: INT }\n').hexdigest()
 
 
+def test_tuning_on_vertex_runs_parallel_trials_as_custom_jobs(tmp_path):
+    cfg = load_config(
+        "vertex",
+        {
+            "tuning.enabled": True,
+            "tuning.parallel_trials": 3,
+            "vertex.training_machine_type": "n1-standard-8",
+        },
+    )
+    job = json.loads(compile_vertex(cfg, tmp_path / "job.json").read_text())
+    tasks = job["pipelineSpec"]["root"]["dag"]["tasks"]
+    assert set(tasks["Trainer"]["dependentTasks"]) == {
+        "CsvExampleGen", "ImportSchemaGen", "Transform", "Tuner"
+    }
+    assert tasks["Trainer"]["inputs"]["artifacts"]["hyperparameters"] == {
+        "taskOutputArtifact": {"outputArtifactKey": "best_hyperparameters", "producerTask": "Tuner"}
+    }
+    executor = job["pipelineSpec"]["deploymentSpec"]["executors"]["Tuner_executor"]["container"]
+    assert executor["image"] == cfg.vertex.image_uri
+    assert executor["args"][:2] == [
+        "--executor_class_path",
+        "tfx.extensions.google_cloud_ai_platform.tuner.executor.Executor",
+    ]
+    params = tasks["Tuner"]["inputs"]["parameters"]
+    tune_args = json.loads(params["tune_args"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert tune_args == {"num_parallel_trials": 3}
+    custom = json.loads(params["custom_config"]["runtimeValue"]["constantValue"]["stringValue"])
+    assert custom["ai_platform_enable_vertex"] is True
+    assert custom["ai_platform_vertex_region"] == "us-central1"
+    tuning_args = custom["ai_platform_tuning_args"]
+    assert tuning_args["project"] == "my-gcp-project"
+    # The chief runs trials as well: with 3 parallel trials, 2 workers beside it, all on the pipeline image.
+    pools = tuning_args["job_spec"]["worker_pool_specs"]
+    assert [p["replica_count"] for p in pools] == [1, 2]
+    for pool in pools:
+        assert pool["machine_spec"] == {"machine_type": "n1-standard-8"}
+        assert pool["container_spec"] == {"image_uri": cfg.vertex.image_uri}
+    assert custom["tuning"] == {"max_trials": cfg.tuning.max_trials, "executions_per_trial": 1}
+
+
 def test_runtime_parameters_are_declared_with_defaults(compiled):
     _, _, job = compiled
     declared = job["pipelineSpec"]["root"]["inputDefinitions"]["parameters"]

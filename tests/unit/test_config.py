@@ -69,6 +69,12 @@ def test_a_profile_can_be_a_yaml_path(tmp_path):
         ({"data.train_buckets": 0}, "data.train_buckets"),
         ({"data.test_buckets": 0}, "data.test_buckets"),
         ({"serving.model_name": "../x"}, "serving.model_name"),
+        ({"tuning.max_trials": 0}, "tuning.max_trials"),
+        ({"tuning.steps_per_trial": 0}, "tuning.steps_per_trial"),
+        ({"tuning.executions_per_trial": 1.5}, "tuning.executions_per_trial"),
+        ({"tuning.enabled": "maybe"}, "tuning.enabled"),
+        # The stock Tuner runs trials one at a time: parallel ones are Vertex AI custom jobs.
+        ({"tuning.parallel_trials": 4}, "tuning.parallel_trials"),
     ],
 )
 def test_bad_values_are_rejected_naming_the_field(overrides, field):
@@ -168,3 +174,11 @@ def test_hyperparameter_defaults_have_one_home():
     for profile in PROFILES_DIR.glob("*.yaml"):
         training = (yaml.safe_load(profile.read_text()) or {}).get("training") or {}
         assert not set(training) & set(HParams.model_fields), f"{profile.name} repeats a default: {training}"
+
+
+def test_tuning_is_off_by_default_and_on_in_the_tune_profile():
+    tune, local = load_config("tune"), load_config("local")
+    assert not local.tuning.enabled
+    assert (tune.tuning.enabled, tune.tuning.max_trials, tune.tuning.steps_per_trial) == (True, 8, 300)
+    # Otherwise the local profile: same data, outputs, training and gates.
+    assert tune.model_copy(update={"tuning": local.tuning}) == local
