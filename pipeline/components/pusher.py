@@ -23,11 +23,11 @@ import time
 import uuid
 from typing import Any
 
+import tensorflow as tf
 from absl import logging
 from tfx import v1 as tfx
 from tfx.components.pusher import executor as pusher_executor
 from tfx.dsl.components.base import executor_spec
-from tfx.dsl.io import fileio
 from tfx.types import artifact_utils, standard_component_specs
 from tfx.utils import io_utils, proto_utils
 
@@ -58,22 +58,25 @@ class AtomicPushExecutor(pusher_executor.Executor):
 
 
 def publish(model_path: str, base: str) -> tuple[str, int]:
-    """Copy a SavedModel to a new ``<base>/<version>``; no reader sees it half written. Returns (path, version)."""
-    fileio.makedirs(base)
+    """Copy a SavedModel to a new ``<base>/<version>``; no reader sees it half written. Returns (path, version).
+
+    Through tf.io.gfile, so every filesystem TensorFlow (and so TF Serving) reads works.
+    """
+    tf.io.gfile.makedirs(base)
     version = _free_version(base)
     serving_path = os.path.join(base, str(version))
     if "://" in base:  # an object store: no rename, so saved_model.pb goes last
         for src, dst in copy_order(model_path, serving_path):
-            fileio.makedirs(os.path.dirname(dst))
-            fileio.copy(src, dst, overwrite=True)
+            tf.io.gfile.makedirs(os.path.dirname(dst))
+            tf.io.gfile.copy(src, dst, overwrite=True)
         return serving_path, version
     staging = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:
         io_utils.copy_dir(model_path, staging)
-        fileio.rename(staging, serving_path)
+        tf.io.gfile.rename(staging, serving_path)
     finally:
-        if fileio.exists(staging):
-            fileio.rmtree(staging)
+        if tf.io.gfile.exists(staging):
+            tf.io.gfile.rmtree(staging)
     return serving_path, version
 
 
@@ -84,7 +87,7 @@ _LOADER_ENTRY = ("saved_model.pb", "saved_model.pbtxt")
 def copy_order(src: str, dst: str) -> list[tuple[str, str]]:
     """(source, destination) of every file under ``src``, the SavedModel's ``saved_model.pb`` last."""
     pairs = []
-    for root, _dirs, files in fileio.walk(src):
+    for root, _dirs, files in tf.io.gfile.walk(src):
         out = dst + root[len(src) :]
         pairs += [(os.path.join(root, f), os.path.join(out, f)) for f in sorted(files)]
     return sorted(pairs, key=lambda pair: os.path.relpath(pair[0], src) in _LOADER_ENTRY)
@@ -92,7 +95,7 @@ def copy_order(src: str, dst: str) -> list[tuple[str, str]]:
 
 def _free_version(base: str) -> int:
     """A unix-timestamp version, above every existing version in ``base``."""
-    existing = [int(n.rstrip("/")) for n in fileio.listdir(base) if n.rstrip("/").isdigit()]
+    existing = [int(n.rstrip("/")) for n in tf.io.gfile.listdir(base) if n.rstrip("/").isdigit()]
     return max([int(time.time()), *(v + 1 for v in existing)])
 
 
