@@ -35,6 +35,8 @@ START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UN
 _KEEP_ENDED = 10  # END entries kept in status per model
 
 StateListener = Callable[[str, int, str], None]
+# (model name, version, version path, warm-up requests replayed, seconds): after a version warmed up.
+WarmupListener = Callable[[str, int, str, int, float], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,10 +66,12 @@ class ModelManager:
         specs: Iterable[ModelSpec],
         poll_seconds: float = 1.0,
         on_state: StateListener | None = None,
+        on_warmup: WarmupListener | None = None,
     ) -> None:
         self._models: dict[str, _Model] = {s.name: _Model(s) for s in specs}
         self._poll_seconds = poll_seconds
         self._on_state = on_state
+        self._on_warmup = on_warmup
         self._poll_lock = threading.Lock()  # one poll/config change at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -175,6 +179,7 @@ class ModelManager:
         started = time.monotonic()
         try:
             servable = load_servable(name, version, path)
+            warm_started = time.monotonic()
             warmed = warm_up(servable)
         except LoadError as exc:
             logger.error(
@@ -182,6 +187,8 @@ class ModelManager:
             )
             self._set_status(model, VersionStatus(version, END, exc.code, exc.message, _fingerprint(path)))
             return
+        if self._on_warmup is not None:
+            self._on_warmup(name, version, path, warmed, time.monotonic() - warm_started)
         model.servables = {**model.servables, version: servable}
         self._set_status(model, VersionStatus(version, AVAILABLE))
         logger.info(
