@@ -59,6 +59,7 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
     )
     # Inside the model directory, so every pushed or uploaded copy carries it (models/warmup.py).
     logs = warmup_logs(first_examples(fn_args.eval_files), spec)
-    logger.info("wrote %d warm-up requests to %s", len(logs), write_warmup_requests(fn_args.serving_model_dir, logs))
+    path = write_warmup_requests(fn_args.serving_model_dir, logs)
+    logger.info("wrote %d warm-up requests to %s", len(logs), path)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, RULE_FILE), "w") as f:
         json.dump({"feature": rule.feature, "eval_auc": rule.eval_auc, "candidates": [r.feature for r in rules]}, f)

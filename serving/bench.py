@@ -329,7 +329,7 @@ def _post(conn: http.client.HTTPConnection, path: str, body: bytes, version: int
     response.read()
     served = response.getheader("x-model-version")
     if response.status != 200 or served != str(version):
-        raise SystemExit(f"expected a 200 from version {version}, got {response.status} from version {served}")
+        raise SystemExit(f"expected a 200 from version {version}, got {response.status} from {served}")
 
 
 def _soak(server: _Server, path: str, bodies: list[bytes], seconds: float) -> dict[str, Any]:

@@ -249,7 +249,7 @@ def check_filesystem(path: str, field: str) -> None:
 
 
 def _load_filesystem_plugins() -> None:
-    """Register tensorflow-io's filesystems (s3://, hdfs://...) if it is installed, as TF Serving builds them in."""
+    """Register tensorflow-io's filesystems (s3://, hdfs://...) if installed; TF Serving builds them in."""
     import importlib.util
 
     if importlib.util.find_spec("tensorflow_io") is not None:

@@ -69,7 +69,8 @@ class Metrics:
         )
         self.warmup_latency = Histogram(
             ":tensorflow:serving:model_warmup_latency",
-            "Wall time of a version's warm-up in microseconds (TF Serving's /tensorflow/serving/model_warmup_latency).",
+            "Wall time of a version's warm-up in microseconds "
+            "(TF Serving's /tensorflow/serving/model_warmup_latency).",
             ["model_path", "status"],
             buckets=_LATENCY_BUCKETS_US,
             registry=self.registry,

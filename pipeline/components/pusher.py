@@ -33,7 +33,7 @@ from tfx.utils import io_utils, proto_utils
 
 
 class AtomicPushExecutor(pusher_executor.Executor):
-    """Filesystem push with :func:`publish`: rename into place locally, saved_model.pb last on object stores."""
+    """Filesystem push with :func:`publish`: a rename locally, saved_model.pb last on object stores."""
 
     def Do(self, input_dict: dict[str, Any], output_dict: dict[str, Any], exec_properties: dict[str, Any]) -> None:
         if not input_dict.get(standard_component_specs.MODEL_BLESSING_KEY):
@@ -58,7 +58,7 @@ class AtomicPushExecutor(pusher_executor.Executor):
 
 
 def publish(model_path: str, base: str) -> tuple[str, int]:
-    """Copy a SavedModel to a new ``<base>/<version>``; no reader sees it half written. Returns (path, version).
+    """Copy a SavedModel to a new ``<base>/<version>``, never seen half written; returns (path, version).
 
     Through tf.io.gfile, so every filesystem TensorFlow (and so TF Serving) reads works.
     """
