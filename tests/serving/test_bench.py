@@ -1,4 +1,4 @@
-"""``make bench-serving`` (serving/bench.py): the first request after a version swap, with and without warm-up.
+"""``make bench-serving`` (serving/bench.py): the first request after a swap, with and without warm-up.
 
 No timing is asserted: only that both are measured, side by side, on real swaps.
 """

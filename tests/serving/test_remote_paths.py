@@ -64,7 +64,7 @@ def test_a_ram_base_path_is_served_and_hot_swapped(start_server: Any, tiny_model
 
 def test_a_model_config_keeps_a_scheme_base_path_as_given(tmp_path: Path) -> None:
     base = ram_base()
-    text = f'model_config_list {{ config {{ name: "tiny" base_path: "{base}" model_platform: "tensorflow" }} }}'
+    text = f'model_config_list {{ config {{ name: "tiny" base_path: "{base}" }} }}'
     (spec,) = parse_model_config(text, str(tmp_path / "models.config"))
     assert spec.base_path == base
 
