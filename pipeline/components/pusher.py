@@ -86,6 +86,7 @@ _LOADER_ENTRY = ("saved_model.pb", "saved_model.pbtxt")
 
 def copy_order(src: str, dst: str) -> list[tuple[str, str]]:
     """(source, destination) of every file under ``src``, the SavedModel's ``saved_model.pb`` last."""
+    src, dst = src.rstrip("/"), dst.rstrip("/")
     pairs = []
     for root, _dirs, files in tf.io.gfile.walk(src):
         out = dst + root[len(src) :]
