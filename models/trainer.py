@@ -19,6 +19,7 @@ from models.model import build_model
 from models.rule import best_rule, fit_rules, rule_candidates
 from models.signatures import make_signatures
 from models.tuning import tuned
+from models.warmup import first_examples, warmup_logs, write_warmup_requests
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,10 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
         save_format="tf",
         signatures=make_signatures(model, tf_transform_output, rule, spec),
     )
+    # Inside the model directory, so every pushed or uploaded copy carries it (models/warmup.py).
+    logs = warmup_logs(first_examples(fn_args.eval_files), spec)
+    path = write_warmup_requests(fn_args.serving_model_dir, logs)
+    logger.info("wrote %d warm-up requests to %s", len(logs), path)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, RULE_FILE), "w") as f:
         json.dump({"feature": rule.feature, "eval_auc": rule.eval_auc, "candidates": [r.feature for r in rules]}, f)
     with tf.io.gfile.GFile(os.path.join(fn_args.model_run_dir, HPARAMS_FILE), "w") as f:

@@ -7,7 +7,10 @@ Measured in the same run, on the same rows of the data:
 - reference: the in-process ``signature(**tensors)`` call at batch 1 (latency and calls/s);
 - REST latency at batch 1 (p50, p99), one keep-alive connection;
 - REST throughput at concurrency 1, 8 and 32, with batching off and on;
-- peak RSS of the server process over a soak at concurrency 8 (batching on).
+- peak RSS of the server process over a soak at concurrency 8 (batching on);
+- the first request's latency after a version swap, with the version's warm-up
+  file (``assets.extra/tf_serving_warmup_requests``, replayed before the version
+  serves) and without it, side by side.
 
 The server runs in its own process (``tfxp serve``), so the client does not
 share its interpreter. Goals: p50 <= reference + 1 ms; throughput at
@@ -22,10 +25,12 @@ import http.client
 import json
 import logging
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -117,7 +122,7 @@ def _free_port() -> int:
 class _Server:
     """``tfxp serve`` in a child process."""
 
-    def __init__(self, base: Path, batching: bool) -> None:
+    def __init__(self, base: Path, batching: bool, *extra: str) -> None:
         self.rest_port, grpc_port = _free_port(), _free_port()
         args = [
             "serve",
@@ -130,6 +135,7 @@ class _Server:
         ]
         if batching:
             args += ["--enable_batching", "--max_batch_size", "64", "--batch_timeout_micros", "0"]
+        args += extra
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _SERVE, *args],
             cwd=REPO_ROOT,
@@ -251,9 +257,79 @@ def run(base: Path, out: Path, data: Path, seconds: float, soak_seconds: float) 
     }
     if "soak" in result["batching_on"]:
         result["goals"]["rss_flat"] = result["batching_on"]["soak"]["growth_pct"] <= 5.0
+    logger.info("first request after a version swap, with and without warm-up")
+    result["first_request_after_swap"] = first_request_after_swap(version_dir, bodies[0])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def first_request_after_swap(version_dir: Path, body: bytes, repeats: int = 3) -> dict[str, Any]:
+    """The first request's latency after each of ``repeats`` swaps to a version pushed without its warm-up
+    file, and as many to one pushed with it (the median of each, and every run, in ms)."""
+    from serving.loading import WARMUP_FILE
+
+    if not (version_dir / WARMUP_FILE).is_file():
+        raise SystemExit(f"{version_dir} has no {WARMUP_FILE}: re-run the pipeline (tfxp run) to write one")
+    runs: dict[str, list[float]] = {"without_warmup": [], "with_warmup": []}
+    with tempfile.TemporaryDirectory(prefix="bench-swap-") as tmp:
+        base = Path(tmp) / version_dir.parent.name
+        _push_copy(version_dir, base, 1, warm=True)
+        server = _Server(base, False, "--file_system_poll_wait_seconds", "0.1")
+        conn = http.client.HTTPConnection("127.0.0.1", server.rest_port, timeout=60)
+        predict = f"/v1/models/{base.name}:predict"
+        try:
+            _post(conn, predict, body, 1)
+            version = 1
+            for _ in range(repeats):
+                for key in runs:
+                    version += 1
+                    _push_copy(version_dir, base, version, warm=key == "with_warmup")
+                    _wait_available(server.rest_port, base.name, version)
+                    t = time.perf_counter()
+                    _post(conn, predict, body, version)
+                    runs[key].append(1000 * (time.perf_counter() - t))
+        finally:
+            conn.close()
+            server.stop()
+    return {
+        **{f"{key}_ms": statistics.median(values) for key, values in runs.items()},
+        "runs_ms": runs,
+    }
+
+
+def _push_copy(version_dir: Path, base: Path, version: int, warm: bool) -> None:
+    """Copy a version in place as the Pusher does (rename), with or without its warm-up file."""
+    from serving.loading import WARMUP_FILE
+
+    staging = base / f".tmp-{version}"
+    shutil.copytree(version_dir, staging)
+    if not warm:
+        (staging / WARMUP_FILE).unlink()
+    os.rename(staging, base / str(version))
+
+
+def _wait_available(port: int, model: str, version: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        conn.request("GET", f"/v1/models/{model}/versions/{version}")
+        response = conn.getresponse()
+        doc = json.loads(response.read() or b"{}")
+        conn.close()
+        if response.status == 200 and doc["model_version_status"][0]["state"] == "AVAILABLE":
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"version {version} did not become AVAILABLE within {timeout:.0f} s")
+
+
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes, version: int) -> None:
+    conn.request("POST", path, body, {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    response.read()
+    served = response.getheader("x-model-version")
+    if response.status != 200 or served != str(version):
+        raise SystemExit(f"expected a 200 from version {version}, got {response.status} from {served}")
 
 
 def _soak(server: _Server, path: str, bodies: list[bytes], seconds: float) -> dict[str, Any]:
@@ -307,6 +383,12 @@ def print_table(result: dict[str, Any]) -> None:
             f"soak {soak['seconds']:.0f}s c=8: peak RSS 1st / 2nd half",
             f"{soak['rss_peak_first_half_mb']:.0f} / {soak['rss_peak_second_half_mb']:.0f} MB"
             f" ({soak['growth_pct']:+.1f}%)",
+        )
+    swap = result.get("first_request_after_swap")
+    if swap:
+        table.add_row(
+            "first request after a swap: without / with warm-up",
+            f"{swap['without_warmup_ms']:.1f} / {swap['with_warmup_ms']:.1f} ms",
         )
     for goal, ok in result["goals"].items():
         table.add_row(f"goal: {goal}", "met" if ok else "NOT met")

@@ -337,7 +337,7 @@ def register(app: typer.Typer) -> None:
             serve(options)
         except (ValueError, OSError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-            raise typer.Exit(1) from None
+            raise typer.Exit(2) from None
 
     @app.command("predict")
     def predict_command(

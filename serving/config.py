@@ -85,6 +85,7 @@ class ModelSpec:
             _fail(
                 f"base_path of model {self.name!r}", self.base_path, "give the directory the Pusher writes to"
             )
+        check_filesystem(self.base_path, f"base_path of model {self.name!r}")
         for label, version in self.labels.items():
             if not _LABEL.fullmatch(label):
                 _fail(f"version label of model {self.name!r}", label, "labels match [a-zA-Z0-9_]+")
@@ -209,7 +210,50 @@ class ServerOptions:
 
 def single_model(name: str, base_path: str) -> tuple[ModelSpec, ...]:
     """The model list of ``--model_name`` / ``--model_base_path``."""
-    return (ModelSpec(name, str(Path(base_path).expanduser().resolve())),)
+    if not is_remote(base_path):
+        base_path = str(Path(base_path).expanduser().resolve())
+    return (ModelSpec(name, base_path),)
+
+
+def is_remote(path: str) -> bool:
+    """Whether ``path`` names a filesystem by scheme (gs://, s3://, ram://...), not a local path."""
+    return "://" in path
+
+
+def check_filesystem(path: str, field: str) -> None:
+    """Refuse a base path whose scheme no TensorFlow filesystem reads (TF Serving reads through the same).
+
+    Only the scheme is checked: an unreachable bucket is a runtime condition, logged
+    and retried by the poller as TF Serving does, not a reason to refuse to start.
+    """
+    if not is_remote(path):
+        return
+    import tensorflow as tf
+
+    scheme = path.split("://", 1)[0]
+    try:
+        tf.io.gfile.exists(path)
+    except tf.errors.UnimplementedError:
+        _load_filesystem_plugins()
+        try:
+            tf.io.gfile.exists(path)
+        except tf.errors.UnimplementedError:
+            _fail(
+                field,
+                path,
+                f"TensorFlow has no filesystem for {scheme}:// (built in: gs://, ram://; s3:// and hdfs:// "
+                "come with `pip install tensorflow-io`); use a local path or a scheme TensorFlow reads",
+            )
+    except tf.errors.OpError:
+        pass  # the scheme is known; the poller reports what is wrong with the path
+
+
+def _load_filesystem_plugins() -> None:
+    """Register tensorflow-io's filesystems (s3://, hdfs://...) if installed; TF Serving builds them in."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow_io") is not None:
+        import tensorflow_io  # noqa: F401 - importing registers its filesystems
 
 
 def parse_model_config(text: str, source: str = "<model config>") -> tuple[ModelSpec, ...]:
@@ -244,7 +288,7 @@ def specs_from_proto(config, source: str) -> tuple[ModelSpec, ...]:  # type: ign
                 f'{where}: model_platform {mc.model_platform!r} is not supported; use "tensorflow"'
             )
         base_path = mc.base_path
-        if base_path and not base_path.startswith(("/", "gs://", "s3://")):
+        if base_path and not base_path.startswith("/") and not is_remote(base_path):
             # TF Serving resolves relative paths against its working directory;
             # anchor them at the config file instead, so the file is portable.
             base_path = str((Path(source).parent / base_path).resolve())

@@ -15,7 +15,6 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -96,7 +95,7 @@ class SessionCall:
         return {alias: values[name] for alias, name in self.fetches.items()}
 
 
-def load(model_name: str, version: int, path: Path, tags: Sequence[str], signature_defs: Any) -> Servable:
+def load(model_name: str, version: int, path: str, tags: Sequence[str], signature_defs: Any) -> Servable:
     """Load a version into its own graph and session; TensorFlow's errors propagate (loading reports them)."""
     import tensorflow as tf
     from tensorflow.python.util import deprecation
@@ -114,7 +113,7 @@ def load(model_name: str, version: int, path: Path, tags: Sequence[str], signatu
         # cannot load these models. Silenced, so it does not mislead whoever reads the log.
         with graph.as_default(), deprecation.silence():
             # Restores the variables and runs the init op (tables), as TF Serving's loader does.
-            tf.compat.v1.saved_model.loader.load(session, list(tags), str(path))
+            tf.compat.v1.saved_model.loader.load(session, list(tags), path)
         graph.finalize()  # requests only run the graph; nothing may add to it
         callables = _Callables(session)
         signatures = {

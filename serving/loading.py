@@ -9,7 +9,7 @@ MetaGraph (serving.graph_session), as TF Serving runs it.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
 from serving import graph_session, object_graph
@@ -28,7 +28,7 @@ from serving.servable import Servable, tf_message
 logger = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
 
@@ -41,10 +41,12 @@ class LoadError(Exception):
         self.message = message
 
 
-def load_servable(model_name: str, version: int, path: Path) -> Servable:
-    """Load one version directory; raises LoadError saying what is wrong with it."""
+def load_servable(model_name: str, version: int, path: str | os.PathLike[str]) -> Servable:
+    """Load one version directory (a local path or any tf.io.gfile URL); raises LoadError saying why not."""
     import tensorflow as tf
     from tensorflow_serving.apis import get_model_metadata_pb2
+
+    path = os.fspath(path)
 
     meta_graph = _serving_meta_graph(path)
     signature_defs = get_model_metadata_pb2.SignatureDefMap()
@@ -66,27 +68,32 @@ def has_object_graph(meta_graph: Any) -> bool:
     return len(meta_graph.object_graph_def.nodes) > 0
 
 
-def _serving_meta_graph(path: Path) -> Any:
+def _serving_meta_graph(path: str) -> Any:
     """The MetaGraph tagged exactly {"serve"} (TF Serving's default --saved_model_tags), else the first
     that has the tag."""
+    import tensorflow as tf
     from google.protobuf import message, text_format
     from tensorflow.core.protobuf import saved_model_pb2
 
-    pb, pbtxt = path / "saved_model.pb", path / "saved_model.pbtxt"
-    if not pb.is_file() and not pbtxt.is_file():
+    pb, pbtxt = os.path.join(path, "saved_model.pb"), os.path.join(path, "saved_model.pbtxt")
+    found = next((f for f in (pb, pbtxt) if tf.io.gfile.exists(f)), None)
+    if found is None:
         raise LoadError(
             Code.NOT_FOUND,
             f"no saved_model.pb in {path}: the version is incomplete (still being copied?). "
-            "Push versions atomically: write to a hidden temporary directory, then rename it.",
+            "Push versions atomically: a rename into place, or saved_model.pb copied last "
+            "(pipeline/components/pusher.py does both).",
         )
     saved_model = saved_model_pb2.SavedModel()
     try:
-        if pb.is_file():
-            saved_model.ParseFromString(pb.read_bytes())
+        with tf.io.gfile.GFile(found, "rb") as f:
+            data = f.read()
+        if found == pb:
+            saved_model.ParseFromString(data)
         else:
-            text_format.Parse(pbtxt.read_text(), saved_model)
-    except (message.DecodeError, text_format.ParseError, OSError) as exc:
-        raise LoadError(Code.DATA_LOSS, f"{pb if pb.is_file() else pbtxt} is corrupt: {exc}") from exc
+            text_format.Parse(data.decode(), saved_model)
+    except (message.DecodeError, text_format.ParseError, UnicodeDecodeError, tf.errors.OpError) as exc:
+        raise LoadError(Code.DATA_LOSS, f"{found} is corrupt: {exc}") from exc
     graphs = [mg for mg in saved_model.meta_graphs if SERVE_TAG in mg.meta_info_def.tags]
     if not graphs:
         raise LoadError(Code.NOT_FOUND, f"{path} has no MetaGraph tagged '{SERVE_TAG}'")
@@ -99,12 +106,12 @@ def warm_up(servable: Servable) -> int:
     import tensorflow as tf
     from tensorflow_serving.apis import prediction_log_pb2
 
-    path = servable.path / WARMUP_FILE
-    if not path.is_file():
+    path = os.path.join(servable.path, WARMUP_FILE)
+    if not tf.io.gfile.exists(path):
         return 0
     count = 0
     try:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        for record in tf.data.TFRecordDataset(path).as_numpy_iterator():
             count += 1
             if count > MAX_WARMUP_RECORDS:
                 raise LoadError(

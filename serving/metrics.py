@@ -61,6 +61,20 @@ class Metrics:
             ["model_name", "model_version", "status"],
             registry=self.registry,
         )
+        self.warmup_requests = Counter(
+            ":tensorflow:serving:model_warmup_request_count",
+            "Warm-up requests (assets.extra/tf_serving_warmup_requests) replayed before a version served.",
+            ["model_name", "model_version"],
+            registry=self.registry,
+        )
+        self.warmup_latency = Histogram(
+            ":tensorflow:serving:model_warmup_latency",
+            "Wall time of a version's warm-up in microseconds "
+            "(TF Serving's /tensorflow/serving/model_warmup_latency).",
+            ["model_path", "status"],
+            buckets=_LATENCY_BUCKETS_US,
+            registry=self.registry,
+        )
         self.rejected = Counter(
             ":tensorflow:serving:rejected_request_count",
             "Requests refused before running: overloaded (queue full) or body too large.",
@@ -89,6 +103,12 @@ class Metrics:
         if previous == LOADING and state in (AVAILABLE, END):
             self.load_attempts.labels(model, str(version), state).inc()
         self._previous_state[(model, version)] = state
+
+    def on_warmup(self, model: str, version: int, path: str, requests: int, seconds: float) -> None:
+        """ModelManager's warm-up listener: a version replayed ``requests`` warm-up requests."""
+        self.warmup_requests.labels(model, str(version)).inc(requests)
+        if requests:  # TF Serving records no latency when a version has no warm-up file
+            self.warmup_latency.labels(path, "OK").observe(seconds * 1e6)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

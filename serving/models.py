@@ -23,7 +23,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 from serving.config import ModelSpec
 from serving.errors import Code, invalid, not_found
@@ -36,6 +35,8 @@ START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UN
 _KEEP_ENDED = 10  # END entries kept in status per model
 
 StateListener = Callable[[str, int, str], None]
+# (model name, version, version path, warm-up requests replayed, seconds): after a version warmed up.
+WarmupListener = Callable[[str, int, str, int, float], None]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,10 +66,12 @@ class ModelManager:
         specs: Iterable[ModelSpec],
         poll_seconds: float = 1.0,
         on_state: StateListener | None = None,
+        on_warmup: WarmupListener | None = None,
     ) -> None:
         self._models: dict[str, _Model] = {s.name: _Model(s) for s in specs}
         self._poll_seconds = poll_seconds
         self._on_state = on_state
+        self._on_warmup = on_warmup
         self._poll_lock = threading.Lock()  # one poll/config change at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -127,33 +130,41 @@ class ModelManager:
             self._unload(model, version)
         self._prune(model, on_disk)
 
-    def _scan(self, model: _Model) -> dict[int, Path] | None:
+    def _scan(self, model: _Model) -> dict[int, str] | None:
         """The version directories under the base path; None if it cannot be read (keep serving).
 
         A version is a directory whose name is ASCII digits (leading zeros allowed), as
         TF Serving parses them. A base path that disappears or cannot be listed unloads
         nothing, as in TF Serving: only an existing, empty base path retires every version.
+        Read through tf.io.gfile, as TF Serving reads through TensorFlow's filesystems, so
+        gs:// and any other registered scheme work as local paths do.
         """
-        base = Path(model.spec.base_path)
+        import tensorflow as tf
+
+        base = model.spec.base_path
         try:
-            entries = list(os.scandir(base))
-        except OSError as exc:
+            # Object stores list "name/" for a directory; local listings do not.
+            names = [n.rstrip("/") for n in tf.io.gfile.listdir(base)]
+            found = {
+                int(n): os.path.join(base, n)
+                for n in names
+                if n.isascii() and n.isdigit() and tf.io.gfile.isdir(os.path.join(base, n))
+            }
+        except tf.errors.OpError as exc:
             if not model.missing_base_path_logged:
                 logger.warning(
                     "model %r: cannot list base path %s (%s); %s",
                     model.spec.name,
                     base,
-                    exc.strerror or exc,
+                    exc.message.splitlines()[0] if exc.message else type(exc).__name__,
                     "keeping the loaded versions" if model.servables else "nothing to serve yet",
                 )
                 model.missing_base_path_logged = True
             return None
         model.missing_base_path_logged = False
-        return {
-            int(e.name): Path(e.path) for e in entries if e.name.isascii() and e.name.isdigit() and e.is_dir()
-        }
+        return found
 
-    def _aspired(self, model: _Model, on_disk: dict[int, Path]) -> set[int]:
+    def _aspired(self, model: _Model, on_disk: dict[int, str]) -> set[int]:
         failed = {
             v
             for v, st in model.statuses.items()
@@ -161,13 +172,14 @@ class ModelManager:
         }
         return model.spec.policy.select(set(on_disk) - failed)
 
-    def _load(self, model: _Model, version: int, path: Path) -> None:
+    def _load(self, model: _Model, version: int, path: str) -> None:
         name = model.spec.name
         self._set_status(model, VersionStatus(version, LOADING))
         logger.info("model %r: loading version %d from %s", name, version, path)
         started = time.monotonic()
         try:
             servable = load_servable(name, version, path)
+            warm_started = time.monotonic()
             warmed = warm_up(servable)
         except LoadError as exc:
             logger.error(
@@ -175,6 +187,8 @@ class ModelManager:
             )
             self._set_status(model, VersionStatus(version, END, exc.code, exc.message, _fingerprint(path)))
             return
+        if self._on_warmup is not None:
+            self._on_warmup(name, version, path, warmed, time.monotonic() - warm_started)
         model.servables = {**model.servables, version: servable}
         self._set_status(model, VersionStatus(version, AVAILABLE))
         logger.info(
@@ -197,7 +211,7 @@ class ModelManager:
         if self._on_state is not None:
             self._on_state(model.spec.name, status.version, status.state)
 
-    def _prune(self, model: _Model, on_disk: dict[int, Path]) -> None:
+    def _prune(self, model: _Model, on_disk: dict[int, str]) -> None:
         ended = sorted(v for v, st in model.statuses.items() if st.state == END and v not in on_disk)
         drop = set(ended[:-_KEEP_ENDED]) if len(ended) > _KEEP_ENDED else set()
         if drop:
@@ -324,15 +338,17 @@ class ModelManager:
         return dict(self._model(name).labels)
 
 
-def _fingerprint(path: Path) -> tuple:
-    """What changes when a version directory is (re)written: names, sizes, mtimes."""
+def _fingerprint(path: str) -> tuple:
+    """What changes when a version directory is (re)written: names, sizes, mtimes (through tf.io.gfile)."""
+    import tensorflow as tf
+
     out = []
-    for root, _dirs, files in os.walk(path):
+    for root, _dirs, files in tf.io.gfile.walk(path):
         for f in files:
             full = os.path.join(root, f)
             try:
-                st = os.stat(full)
-            except FileNotFoundError:
+                st = tf.io.gfile.stat(full)
+            except tf.errors.NotFoundError:
                 continue
-            out.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
+            out.append((os.path.relpath(full, path), st.length, st.mtime_nsec))
     return tuple(sorted(out))

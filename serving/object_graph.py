@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,12 +31,12 @@ class FunctionCall:
         return {k: np.asarray(v.numpy()) for k, v in result.items()}
 
 
-def load(model_name: str, version: int, path: Path, tags: Sequence[str], signature_defs: Any) -> Servable:
+def load(model_name: str, version: int, path: str, tags: Sequence[str], signature_defs: Any) -> Servable:
     """Load a version with tf.saved_model.load; TensorFlow's errors propagate (loading reports them)."""
     import tensorflow as tf
     from tensorflow.python.framework import dtypes
 
-    loaded = tf.saved_model.load(str(path), tags=list(tags))
+    loaded = tf.saved_model.load(path, tags=list(tags))
     fns = getattr(loaded, "signatures", {})
     signatures = {}
     for key, sd in signature_defs.signature_def.items():

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -37,7 +36,7 @@ class Servable:
         self,
         model_name: str,
         version: int,
-        path: Path,
+        path: str,
         signature_defs: Any,
         signatures: Mapping[str, Signature],
         joint_run: JointRun,

@@ -115,7 +115,9 @@ def start_server(options: ServerOptions) -> ServerHandle:
 
     specs = options.models or load_model_config_file(options.model_config_file)
     metrics = Metrics()
-    manager = ModelManager(specs, options.file_system_poll_wait_seconds, on_state=metrics.on_state)
+    manager = ModelManager(
+        specs, options.file_system_poll_wait_seconds, on_state=metrics.on_state, on_warmup=metrics.on_warmup
+    )
     manager.start()
     core = ServingCore(options, manager, metrics)
     grpc_server = uvicorn_server = None

@@ -123,7 +123,7 @@ def test_a_malformed_model_config_stops_tfxp_serve_with_tf_servings_message(tmp_
     bad = tmp_path / "bad_model_config.txt"
     bad.write_text("improperly formatted file")  # TF Serving's testdata/bad_model_config.txt
     result = tfxp_serve("--model_config_file", str(bad), cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: {bad}: Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1 : "
@@ -140,6 +140,6 @@ def test_a_malformed_model_config_stops_tfxp_serve_with_tf_servings_message(tmp_
 )
 def test_out_of_scope_flags_stop_tfxp_serve_in_one_line(flag: str, message: str, tmp_path: Path) -> None:
     result = tfxp_serve("--model_base_path", str(tmp_path / MODEL), flag, cwd=tmp_path)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith(message)

@@ -25,6 +25,7 @@ from tensorflow_serving.apis import (
 )
 
 from serving.config import ModelSpec, VersionPolicy, single_model
+from serving.loading import WARMUP_FILE
 from tests.serving.conftest import copy_version, in_process_predictions, wait_until
 
 MAX_REQUESTS_PER_CLIENT = 3000  # bounds every client loop below
@@ -336,3 +337,49 @@ def test_warmup_requests_run_before_a_version_serves(
     (entry,) = server.manager.statuses("tiny", 2)
     assert "warmup request 1" in entry.error_message and "missing: n, tag" in entry.error_message
     assert states(server, "tiny")[1] == "AVAILABLE"
+
+
+def _records(version_dir: Path) -> list[Any]:
+    path = str(version_dir / WARMUP_FILE)
+    return [prediction_log_pb2.PredictionLog.FromString(r.numpy()) for r in tf.data.TFRecordDataset(path)]
+
+
+def test_the_pushed_version_carries_warmup_requests_its_signatures_accept(pushed_model_dir: Path) -> None:
+    records = _records(pushed_model_dir)
+    assert 0 < len(records) <= 1000  # TF Serving refuses a version with more
+    loaded = tf.saved_model.load(str(pushed_model_dir))
+    answers: dict[int, dict[str, np.ndarray]] = {}
+    for log in records:
+        assert log.WhichOneof("log_type") == "predict_log"
+        request = log.predict_log.request
+        signature = request.model_spec.signature_name
+        fn = loaded.signatures[signature]
+        specs = fn.structured_input_signature[1]
+        assert set(request.inputs) == set(specs)
+        for key, tensor in request.inputs.items():
+            assert tensor.dtype == specs[key].dtype.as_datatype_enum, key
+        inputs = {key: tf.constant(tf.make_ndarray(t)) for key, t in request.inputs.items()}
+        probabilities = fn(**inputs)["probabilities"].numpy()
+        assert ((probabilities >= 0) & (probabilities <= 1)).all()
+        answers.setdefault(len(probabilities), {})[signature] = probabilities
+    assert sorted(answers) == [1, 8]
+    for by_signature in answers.values():  # the same eval rows, raw and as tf.Examples
+        assert set(by_signature) == {"serving_default", "serving_tf_example"}
+        assert by_signature["serving_default"] == pytest.approx(by_signature["serving_tf_example"], abs=1e-6)
+
+
+def test_tfxp_serve_replays_the_pushed_warmup_before_the_version_serves(
+    start_server: Any, pushed_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    count = len(_records(pushed_model_dir))
+    base = tmp_path / "taxi"
+    version_dir = copy_version(pushed_model_dir, base, 1)
+    with caplog.at_level("INFO", logger="serving.models"):
+        server = start_server(models=single_model("taxi", str(base)))
+    assert states(server) == {1: "AVAILABLE"}
+    assert "version 1 AVAILABLE" in caplog.text and f", {count} warmup requests)" in caplog.text
+    metrics = httpx.get(f"{server.rest_url}/monitoring/prometheus/metrics", timeout=30).text
+    replayed = ':tensorflow:serving:model_warmup_request_count_total{model_name="taxi",model_version="1"}'
+    assert f"{replayed} {count}.0" in metrics
+    timed = f':tensorflow:serving:model_warmup_latency_count{{model_path="{version_dir}",status="OK"}}'
+    assert f"{timed} 1.0" in metrics
