@@ -59,7 +59,10 @@ demo-spans: $(STAMP)
 	$(BIN)/tfxp run --profile spans --span 2 --gate-policy warn
 	$(BIN)/tfxp report --profile spans --out outputs/spans/report.html
 
+# Lint and type-check first (seconds), then the suite.
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The classic notebook UI over notebooks/, where TFMA's widgets draw (see review/notebook_server.py).

@@ -32,6 +32,9 @@ DEV = [
     "importlib_metadata>=6,<10",
     "packaging>=23",
     "pyarrow>=10,<11",
+    # `make test` lints and type-checks before the tests.
+    "ruff>=0.17,<0.18",
+    "mypy>=2.4,<2.5",
 ]
 
 setup(
@@ -39,7 +42,24 @@ setup(
     version="0.1.0",
     description="A production-grade TFX pipeline: taxi CSV to a served, monitored model",
     python_requires=">=3.10,<3.11",
-    packages=find_packages(include=["pipeline", "pipeline.*", "monitoring", "monitoring.*", "models", "models.*", "runners", "runners.*", "serving", "serving.*", "review", "review.*", "validation", "validation.*"]),
+    packages=find_packages(
+        include=[
+            "pipeline",
+            "pipeline.*",
+            "monitoring",
+            "monitoring.*",
+            "models",
+            "models.*",
+            "runners",
+            "runners.*",
+            "serving",
+            "serving.*",
+            "review",
+            "review.*",
+            "validation",
+            "validation.*",
+        ]
+    ),
     package_data={"pipeline": ["profiles/*.yaml"], "models": ["features.yaml"], "review": ["nbextension/*/*.js"]},
     install_requires=[
         # The TFX 1.16 family: the kfp extra compiles for Vertex AI (KubeflowV2DagRunner).

@@ -33,7 +33,7 @@ def scaled_csv(source: Path, factor: int, out_dir: Path, seed: int = 0) -> Path:
         reader = csv.reader(f)
         header = next(reader)
         rows = list(reader)
-    columns = list(zip(*rows))
+    columns = list(zip(*rows, strict=True))
     decimal = {}
     for i, values in enumerate(columns):
         if _is_decimal(list(values)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import psutil
 
@@ -35,12 +35,16 @@ def _tree_rss(process: psutil.Process) -> int:
     return total
 
 
-def run_measured(cmd: Sequence[str], log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Measured:
+def run_measured(
+    cmd: Sequence[str], log: Path, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> Measured:
     """Run ``cmd`` to completion, sampling the RSS of its process tree every 0.1 s."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         started = time.perf_counter()
-        proc = subprocess.Popen(list(cmd), cwd=cwd, env=dict(env) if env else None, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            list(cmd), cwd=cwd, env=dict(env) if env else None, stdout=out, stderr=subprocess.STDOUT
+        )
         watched = psutil.Process(proc.pid)
         peak = 0
         while proc.poll() is None:
@@ -77,4 +81,8 @@ def overall_metrics(evaluation_dir: Path) -> dict[str, float]:
     from pipeline.results import load_evaluation
 
     metrics = load_evaluation(str(evaluation_dir)).overall.metrics
-    return {name: round(metrics[key], 4) for key, name in (("auc", "auc"), ("binary_accuracy", "accuracy")) if key in metrics}
+    return {
+        name: round(metrics[key], 4)
+        for key, name in (("auc", "auc"), ("binary_accuracy", "accuracy"))
+        if key in metrics
+    }

@@ -213,7 +213,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_ROWS} rows and {QUICK_TRAIN_STEPS} steps")
     parser.add_argument("--keep", action="store_true", help="keep the runs' directories (printed)")
     parser.add_argument(
-        "--scales", default=",".join(map(str, SCALES)), help="data multiples for the scaling runs, e.g. 4,10; '' for none"
+        "--scales",
+        default=",".join(map(str, SCALES)),
+        help="data multiples for the scaling runs, e.g. 4,10; '' for none",
     )
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

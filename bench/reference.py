@@ -49,7 +49,9 @@ def enable_all_steps(template: Path, data_csv: Path, train_steps: int | None = N
     pipeline_py.write_text(source.replace(ACCURACY_METRIC, WITH_AUC, 1))
     if train_steps is not None:
         configs = template / "pipeline" / "configs.py"
-        configs.write_text(re.sub(r"^TRAIN_NUM_STEPS = \d+$", f"TRAIN_NUM_STEPS = {train_steps}", configs.read_text(), flags=re.M))
+        configs.write_text(
+            re.sub(r"^TRAIN_NUM_STEPS = \d+$", f"TRAIN_NUM_STEPS = {train_steps}", configs.read_text(), flags=re.M)
+        )
     shutil.copyfile(data_csv, template / "data" / "data.csv")
 
 

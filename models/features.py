@@ -15,8 +15,9 @@ import dataclasses
 import enum
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -157,8 +158,10 @@ class Label:
     times: str = dataclasses.field(init=False, default="")  # the second column, for NUMBER * COLUMN
 
     def __post_init__(self) -> None:
-        if not isinstance(self.expr, str) or not (match := _EXPR.fullmatch(self.expr)):
+        match = _EXPR.fullmatch(self.expr) if isinstance(self.expr, str) else None
+        if match is None:
             _fail("label.expr", self.expr, f"does not parse: write {LABEL_FORMS}")
+            return
         column, op, rhs = match.groups()
         value: float | str = 1.0
         times = ""

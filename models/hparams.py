@@ -8,10 +8,9 @@ mode makes it 0.003), and a bool never taken for a number.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
-from typing_extensions import Annotated
 
 
 def _not_bool(value: Any) -> Any:

@@ -6,7 +6,7 @@ built on it, and the TFT layer attached to the model must be of the same kind.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import tf_keras as keras
 

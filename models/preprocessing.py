@@ -10,7 +10,6 @@ import tensorflow_transform as tft
 from models.autograph import skip_library_code
 from models.features import OOV_BUCKETS, Feature, Kind, Label, from_custom_config
 
-
 # A value seen fewer times than this in the train split goes to the
 # out-of-vocabulary bucket with the values never seen: the bucket then learns
 # what an unfamiliar value means (the rare companies' rides), so a new or

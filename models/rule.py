@@ -12,7 +12,7 @@ and rule on the same rows, per slice, in one run.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
@@ -64,7 +64,7 @@ def fit_rules(spec: FeatureSpec, feature_names: Sequence[str], batches: Batches)
             np.add.at(counts[i], ids, 1)
             np.add.at(positives[i], ids, labels)
     rules = []
-    for name, model_input, n, p in zip(feature_names, inputs, counts, positives):
+    for name, model_input, n, p in zip(feature_names, inputs, counts, positives, strict=True):
         if not n.sum():
             raise ValueError(f"cannot fit the {name} rule: the training data is empty")
         rates = np.where(n > 0, p / np.maximum(n, 1), p.sum() / n.sum())

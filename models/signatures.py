@@ -14,7 +14,8 @@ of the positive class (for taxi, a big tip).
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import tensorflow as tf
 import tensorflow_transform as tft

@@ -46,7 +46,9 @@ def run_fn(fn_args: tfx.components.FnArgs) -> None:
 
     rules = fit_rules(spec, rule_candidates(spec, custom_config[RULE_FEATURE_KEY]), train.batches())
     rule = best_rule(rules, evaluation.batches())
-    logger.info("rule on %s (eval AUC %.3f): positive rate per id %s", rule.feature, rule.eval_auc, rule.rates.round(3).tolist())
+    logger.info(
+        "rule on %s (eval AUC %.3f): positive rate per id %s", rule.feature, rule.eval_auc, rule.rates.round(3).tolist()
+    )
     model = build_model(hp, spec.model_inputs())
     history = model.fit(
         **fit_kwargs(train, evaluation, hp.batch_size, hp.seed, fn_args.train_steps, fn_args.eval_steps)

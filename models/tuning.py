@@ -82,7 +82,7 @@ def tuner_fn(fn_args: tfx.components.FnArgs) -> tfx.components.TunerFnResult:
     )
     tuner = TrialTuner(
         base,
-        spec.model_inputs(),
+        list(spec.model_inputs()),
         bounds["executions_per_trial"],
         oracle=oracle,
         directory=fn_args.working_dir,

@@ -4,36 +4,52 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from monitoring.monitor import MonitorResult
+    from pipeline.config import PipelineConfig
 
 console = Console(highlight=False, soft_wrap=True)
 
 
 def monitor_command(
     profile: str = typer.Option("local", "--profile", help="Config profile: a name or a .yaml path."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
-    request_log: Optional[Path] = typer.Option(
+    output: Path | None = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
+    request_log: Path | None = typer.Option(
         None, "--request-log", help="The server's --request_log_dir (default: <output>/request_log)."
     ),
-    rows: Optional[int] = typer.Option(None, "--rows", help="Judge the newest N rows (default: monitoring.window_rows)."),
-    window: Optional[str] = typer.Option(None, "--window", help="Judge the last DURATION instead, e.g. 15m, 2h, 1d."),
-    since: Optional[str] = typer.Option(None, "--since", help="Judge every row since this time (ISO 8601 or unix seconds)."),
+    rows: int | None = typer.Option(
+        None, "--rows", help="Judge the newest N rows (default: monitoring.window_rows)."
+    ),
+    window: str | None = typer.Option(None, "--window", help="Judge the last DURATION instead, e.g. 15m, 2h, 1d."),
+    since: str | None = typer.Option(
+        None, "--since", help="Judge every row since this time (ISO 8601 or unix seconds)."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Also write an HTML page of every distance here."),
-    metrics_file: Optional[Path] = typer.Option(
+    html: Path | None = typer.Option(None, "--html", help="Also write an HTML page of every distance here."),
+    metrics_file: Path | None = typer.Option(
         None, "--metrics-file", help="Also write Prometheus gauges here (node-exporter textfile format)."
     ),
-    retrain: bool = typer.Option(False, "--retrain", help="On an alert, run the pipeline (same gates) on the newest span."),
-    feedback: Optional[Path] = typer.Option(
-        None, "--feedback", help="With --retrain: CSV of request_id and the label's columns; the window becomes a new span."
+    retrain: bool = typer.Option(
+        False, "--retrain", help="On an alert, run the pipeline (same gates) on the newest span."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="With --retrain: decide and say what would run; run nothing."),
+    feedback: Path | None = typer.Option(
+        None,
+        "--feedback",
+        help="With --retrain: CSV of request_id and the label's columns; the window becomes a new span.",
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="With --retrain: decide and say what would run; run nothing."
+    ),
 ) -> None:
-    """Skew against training, drift against the previous window, and the served scores, for one window of the request log.
+    """Skew against training, drift against the previous window, and the served scores.
+
+    One window of the request log.
 
     Exit codes: 0 all within bounds, 5 a threshold exceeded, 6 too few rows for a verdict, 4 no log or an empty window.
     """
@@ -74,7 +90,9 @@ def monitor_command(
     raise typer.Exit(_retrain(cfg, profile, result, feedback, dry_run))
 
 
-def _retrain(cfg: object, profile: str, result: object, feedback: Optional[Path], dry_run: bool) -> int:
+def _retrain(
+    cfg: PipelineConfig, profile: str, result: MonitorResult, feedback: Path | None, dry_run: bool
+) -> int:
     """Decide, retrain if needed, print what happened; the exit code: the run's if it did not succeed."""
     from monitoring.retrain import decide_and_retrain
     from pipeline.cli import _ProgressLines, print_summary
@@ -83,7 +101,12 @@ def _retrain(cfg: object, profile: str, result: object, feedback: Optional[Path]
     progress = _ProgressLines(console)
     try:
         decision, summary = decide_and_retrain(
-            cfg, result, result.window, feedback.resolve() if feedback else None, dry_run, on_progress=progress  # type: ignore[arg-type, attr-defined]
+            cfg,
+            result,
+            result.window,
+            feedback.resolve() if feedback else None,
+            dry_run,
+            on_progress=progress,
         )
     except DataError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
@@ -93,7 +116,10 @@ def _retrain(cfg: object, profile: str, result: object, feedback: Optional[Path]
     if not decision.triggered:
         console.print(f"Retrain: no ({escape(decision.reasons[0])})")
         return result.exit_code  # type: ignore[attr-defined]
-    console.print(f"Retrain: yes, {len(decision.reasons)} reason(s); span {decision.span if decision.span is not None else '(the data root)'}")
+    console.print(
+        f"Retrain: yes, {len(decision.reasons)} reason(s); "
+        f"span {decision.span if decision.span is not None else '(the data root)'}"
+    )
     if decision.feedback is not None:
         fb = decision.feedback
         console.print(
@@ -124,7 +150,9 @@ def print_result(result: object) -> None:
         console.print(f"  note: {escape(note)}")
     for s in result.skew:
         if s.distances:
-            print_distances(s.distances, f"Skew: version {s.version}'s {s.rows} rows against its training data:", "SKEW")
+            print_distances(
+                s.distances, f"Skew: version {s.version}'s {s.rows} rows against its training data:", "SKEW"
+            )
         else:
             console.print(f"Skew: version {s.version}: {escape(s.note)}")
     if result.drift is not None:
@@ -133,7 +161,8 @@ def print_result(result: object) -> None:
         flag = "[red]beyond[/]" if p.exceeded else "within"
         console.print(
             f"Predictions: version {p.version}: mean {p.window_mean:.4f} (eval split {p.reference_mean:.4f}, "
-            f"shift {p.mean_shift:+.4f}, bound {p.max_mean_shift}); JSD {p.distance:.4f} (bound {p.max_distance}): {flag}"
+            f"shift {p.mean_shift:+.4f}, bound {p.max_mean_shift}); "
+            f"JSD {p.distance:.4f} (bound {p.max_distance}): {flag}"
         )
     if result.verdict == "alert":
         console.print(f"Verdict: [red]ALERT[/]: {len(result.alerts)} threshold(s) exceeded")

@@ -75,7 +75,7 @@ def serving_instances(spec: Any, header: list[str], rows: list[list[str]], fare_
 
     out = []
     for row in rows:
-        record = dict(zip(header, row))
+        record = dict(zip(header, row, strict=True))
         instance: dict[str, Any] = {}
         for f in spec.features:
             cell = record[f.name]
@@ -91,7 +91,9 @@ def serving_instances(spec: Any, header: list[str], rows: list[list[str]], fare_
 
 def _predict(url: str, instances: list[dict]) -> int:
     body = json.dumps({"instances": instances}).encode()
-    request = urllib.request.Request(f"{url}/v1/models/taxi:predict", data=body, headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/v1/models/taxi:predict", data=body, headers={"Content-Type": "application/json"}
+    )
     with urllib.request.urlopen(request, timeout=60) as r:
         json.load(r)
         return int(r.headers["X-Model-Version"])
@@ -152,7 +154,9 @@ def run_loop(out: Path = OUT) -> dict[str, Any]:
         if summary is not None:
             print_summary(summary, cfg, "spans")
         _say("6. The server moves to the new version while requests keep coming")
-        moved = _watch_swap(server.rest_url, serving_instances(cfg.features, header, sample[:REQUEST_ROWS], 1.0), before)
+        moved = _watch_swap(
+            server.rest_url, serving_instances(cfg.features, header, sample[:REQUEST_ROWS], 1.0), before
+        )
         print(f"versions answering: {moved['versions']}; {moved['requests']} requests, {moved['failed']} failed")
     finally:
         server.stop()
@@ -189,7 +193,11 @@ def main() -> None:
     swap = outcome["swap"]
     ok = outcome["decision"].triggered and outcome["summary"] is not None and outcome["summary"].exit_code == 0
     ok = ok and len(swap["versions"]) == 2 and swap["failed"] == 0
-    print("\nLoop closed: drift found, retrained, gated, pushed and served." if ok else "\nThe loop did not close: see above.")
+    print(
+        "\nLoop closed: drift found, retrained, gated, pushed and served."
+        if ok
+        else "\nThe loop did not close: see above."
+    )
     raise SystemExit(0 if ok else 1)
 
 

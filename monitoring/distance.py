@@ -17,7 +17,8 @@ CSV's empty cells were, so missing values are not mistaken for skew.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -20,8 +20,9 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,11 @@ class MonitorResult:
     def alerts(self) -> list[str]:
         out = [f"skew v{s.version}: {d.feature} {d.comparator} {d.distance:.4f} > {d.threshold}"
                for s in self.skew for d in s.distances if d.exceeded]
-        out += [f"drift: {d.feature} {d.comparator} {d.distance:.4f} > {d.threshold}" for d in self.drift or [] if d.exceeded]
+        out += [
+            f"drift: {d.feature} {d.comparator} {d.distance:.4f} > {d.threshold}"
+            for d in self.drift or []
+            if d.exceeded
+        ]
         out += [f"predictions v{p.version}: {reason}" for p in self.predictions for reason in p.exceeded]
         return out
 
@@ -113,15 +118,24 @@ class MonitorResult:
         return {
             "checked_at": time.time(),
             "log_dir": self.log_dir,
-            "window": {"rows": self.rows, "start": self.start, "end": self.end, "versions": self.versions,
-                       "previous_rows": self.previous_rows, "skipped_records": self.skipped},
+            "window": {
+                "rows": self.rows,
+                "start": self.start,
+                "end": self.end,
+                "versions": self.versions,
+                "previous_rows": self.previous_rows,
+                "skipped_records": self.skipped,
+            },
             "verdict": self.verdict,
             "alerts": self.alerts,
-            "skew": [{"version": s.version, "rows": s.rows, "note": s.note,
-                      "features": [d.to_dict() for d in s.distances]} for s in self.skew],
+            "skew": [
+                {"version": s.version, "rows": s.rows, "note": s.note, "features": [d.to_dict() for d in s.distances]}
+                for s in self.skew
+            ],
             "drift": None if self.drift is None else [d.to_dict() for d in self.drift],
-            "predictions": [{**dataclasses.asdict(p), "mean_shift": p.mean_shift, "exceeded": p.exceeded}
-                            for p in self.predictions],
+            "predictions": [
+                {**dataclasses.asdict(p), "mean_shift": p.mean_shift, "exceeded": p.exceeded} for p in self.predictions
+            ],
             "notes": self.notes,
         }
 
@@ -180,10 +194,19 @@ def monitor(
         )
     notes = [f"{read.skipped} truncated or malformed log records skipped"] if read.skipped else []
     versions = dict(sorted(Counter(r.version for r in current).items()))
-    base = dict(rows=len(current), previous_rows=len(windows.previous), skipped=read.skipped,
-                start=current[0].timestamp, end=current[-1].timestamp, versions=versions, min_rows=m.min_window_rows)
+    base: dict[str, Any] = dict(
+        rows=len(current),
+        previous_rows=len(windows.previous),
+        skipped=read.skipped,
+        start=current[0].timestamp,
+        end=current[-1].timestamp,
+        versions=versions,
+        min_rows=m.min_window_rows,
+    )
     if len(current) < m.min_window_rows:
-        notes.append(f"{len(current)} rows in the window, fewer than monitoring.min_window_rows={m.min_window_rows}: no verdict")
+        notes.append(
+            f"{len(current)} rows in the window, fewer than monitoring.min_window_rows={m.min_window_rows}: no verdict"
+        )
         return MonitorResult(str(log_dir), skew=[], drift=None, predictions=[], notes=notes, window=current, **base)
     schema = read_schema(cfg.data.schema_file)
     names = [f.name for f in schema.feature if "SERVING" not in f.not_in_environment]
@@ -197,8 +220,15 @@ def monitor(
             continue
         trained = trained_version(cfg.metadata_path, version)
         if trained is None:
-            skew.append(VersionSkew(version, count, [], f"version {version} is not in ML Metadata at {cfg.metadata_path} "
-                                    "(pushed by another pipeline or output directory): no skew computed"))
+            skew.append(
+                VersionSkew(
+                    version,
+                    count,
+                    [],
+                    f"version {version} is not in ML Metadata at {cfg.metadata_path} "
+                    "(pushed by another pipeline or output directory): no skew computed",
+                )
+            )
             continue
         reference = _reference_values(trained, names)
         served = drop_missing_encodings(values_by_feature((r.example for r in rows), names), cfg.features, reference)
@@ -206,12 +236,18 @@ def monitor(
         predictions.append(_prediction_shift(version, rows, trained, m))
     drift = None
     if len(windows.previous) >= m.min_window_rows:
+
         def window_values(window: list[LoggedRow]) -> dict[str, list[Any]]:
-            return drop_missing_encodings(values_by_feature((r.example for r in window), names), cfg.features, reference)
+            return drop_missing_encodings(
+                values_by_feature((r.example for r in window), names), cfg.features, reference
+            )
 
         drift = distances(window_values(windows.previous), window_values(current), schema, "drift")
     else:
-        notes.append(f"the previous window has {len(windows.previous)} rows, fewer than monitoring.min_window_rows: no drift computed")
+        notes.append(
+            f"the previous window has {len(windows.previous)} rows, "
+            "fewer than monitoring.min_window_rows: no drift computed"
+        )
     return MonitorResult(
         str(log_dir), skew=skew, drift=drift, predictions=predictions, notes=notes, window=current, **base
     )
@@ -264,6 +300,7 @@ def read_history(cfg: PipelineConfig) -> list[dict[str, Any]]:
 
 def prometheus_text(result: MonitorResult, model_name: str) -> str:
     """The latest window as node-exporter textfile metrics."""
+
     def esc(text: str) -> str:
         return text.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -279,17 +316,27 @@ def prometheus_text(result: MonitorResult, model_name: str) -> str:
     ]
     for s in result.skew:
         for d in s.distances:
-            lines.append(f'tfxp_monitor_skew_distance{{model="{esc(model_name)}",version="{s.version}",'
-                         f'feature="{esc(d.feature)}",comparator="{d.comparator}"}} {d.distance:.6g}')
-    lines += ["# HELP tfxp_monitor_drift_distance Drift against the previous window per feature.",
-              "# TYPE tfxp_monitor_drift_distance gauge"]
+            lines.append(
+                f'tfxp_monitor_skew_distance{{model="{esc(model_name)}",version="{s.version}",'
+                f'feature="{esc(d.feature)}",comparator="{d.comparator}"}} {d.distance:.6g}'
+            )
+    lines += [
+        "# HELP tfxp_monitor_drift_distance Drift against the previous window per feature.",
+        "# TYPE tfxp_monitor_drift_distance gauge",
+    ]
     for d in result.drift or []:
-        lines.append(f'tfxp_monitor_drift_distance{{model="{esc(model_name)}",feature="{esc(d.feature)}",'
-                     f'comparator="{d.comparator}"}} {d.distance:.6g}')
-    lines += ["# HELP tfxp_monitor_prediction_mean_shift Mean served score minus the eval split's.",
-              "# TYPE tfxp_monitor_prediction_mean_shift gauge"]
+        lines.append(
+            f'tfxp_monitor_drift_distance{{model="{esc(model_name)}",feature="{esc(d.feature)}",'
+            f'comparator="{d.comparator}"}} {d.distance:.6g}'
+        )
+    lines += [
+        "# HELP tfxp_monitor_prediction_mean_shift Mean served score minus the eval split's.",
+        "# TYPE tfxp_monitor_prediction_mean_shift gauge",
+    ]
     for p in result.predictions:
-        lines.append(f'tfxp_monitor_prediction_mean_shift{{model="{esc(model_name)}",version="{p.version}"}} {p.mean_shift:.6g}')
+        lines.append(
+            f'tfxp_monitor_prediction_mean_shift{{model="{esc(model_name)}",version="{p.version}"}} {p.mean_shift:.6g}'
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -37,18 +37,23 @@ def _chart(title: str, distances: list[Distance]) -> str:
 def _table(distances: list[Distance], word: str) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(d.feature)}</td><td>{d.comparator}</td><td>{d.distance:.4f}</td>"
-        f"<td>{d.threshold:.4f}</td><td class='{'bad' if d.exceeded else 'ok'}'>{word if d.exceeded else 'ok'}</td></tr>"
+        f"<td>{d.threshold:.4f}</td>"
+        f"<td class='{'bad' if d.exceeded else 'ok'}'>{word if d.exceeded else 'ok'}</td></tr>"
         for d in sorted(distances, key=lambda d: d.feature)
     )
-    return ("<table><tr><th>feature</th><th>comparator</th><th>distance</th><th>threshold</th><th>verdict</th></tr>"
-            f"{rows}</table>")
+    return (
+        "<table><tr><th>feature</th><th>comparator</th><th>distance</th><th>threshold</th><th>verdict</th></tr>"
+        f"{rows}</table>"
+    )
 
 
 def write_page(result: MonitorResult, out: Path) -> Path:
-    parts = [f"<h1>Monitor: {html.escape(result.verdict.upper())}</h1>",
-             f"<p>{result.rows} rows from <code>{html.escape(result.log_dir)}</code>"
-             + (f", {_iso(result.start)} to {_iso(result.end)}" if result.start and result.end else "")
-             + f"; versions {html.escape(str(result.versions))}.</p>"]
+    parts = [
+        f"<h1>Monitor: {html.escape(result.verdict.upper())}</h1>",
+        f"<p>{result.rows} rows from <code>{html.escape(result.log_dir)}</code>"
+        + (f", {_iso(result.start)} to {_iso(result.end)}" if result.start and result.end else "")
+        + f"; versions {html.escape(str(result.versions))}.</p>",
+    ]
     if result.alerts:
         parts.append("<ul>" + "".join(f"<li class='bad'>{html.escape(a)}</li>" for a in result.alerts) + "</ul>")
     parts += [f"<p class='note'>{html.escape(n)}</p>" for n in result.notes]
@@ -59,15 +64,24 @@ def write_page(result: MonitorResult, out: Path) -> Path:
         else:
             parts.append(f"<p>{html.escape(s.note)}</p>")
     if result.drift is not None:
-        parts += [f"<h2>Drift against the previous {result.previous_rows} rows</h2>",
-                  _chart("drift", result.drift), _table(result.drift, "DRIFT")]
+        parts += [
+            f"<h2>Drift against the previous {result.previous_rows} rows</h2>",
+            _chart("drift", result.drift),
+            _table(result.drift, "DRIFT"),
+        ]
     for p in result.predictions:
-        parts.append(f"<h2>Predictions, version {p.version}</h2><p>mean {p.window_mean:.4f} against {p.reference_mean:.4f} "
-                     f"on the eval split ({p.reference_rows} rows); shift {p.mean_shift:+.4f} (bound {p.max_mean_shift}); "
-                     f"JSD {p.distance:.4f} (bound {p.max_distance}).</p>")
-    style = ("body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 8px}.bad{color:#c0392b;font-weight:bold}.ok{color:#1e8449}")
+        parts.append(
+            f"<h2>Predictions, version {p.version}</h2><p>mean {p.window_mean:.4f} against {p.reference_mean:.4f} "
+            f"on the eval split ({p.reference_rows} rows); shift {p.mean_shift:+.4f} (bound {p.max_mean_shift}); "
+            f"JSD {p.distance:.4f} (bound {p.max_distance}).</p>"
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:960px;margin:2em auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 8px}.bad{color:#c0392b;font-weight:bold}.ok{color:#1e8449}"
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"<!doctype html><html><head><meta charset='utf-8'><title>tfxp monitor</title>"
-                   f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
+    out.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>tfxp monitor</title>"
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>"
+    )
     return out

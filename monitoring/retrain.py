@@ -85,7 +85,9 @@ def build_feedback_span(cfg: PipelineConfig, rows: list[LoggedRow], feedback: Pa
                 continue
             truth[rid] = {k: v for k, v in record.items() if k != FEEDBACK_KEY}
     spec = cfg.features
-    columns = [f.name for f in spec.features] + [c for c in header if c != FEEDBACK_KEY and c not in {f.name for f in spec.features}]
+    columns = [f.name for f in spec.features] + [
+        c for c in header if c != FEEDBACK_KEY and c not in {f.name for f in spec.features}
+    ]
     spans = find_spans(cfg.data.root, cfg.data.span_pattern)
     number = max(spans, default=0) + 1
     relative = cfg.data.span_pattern.replace("{SPAN}", str(number))
@@ -137,8 +139,11 @@ def decide_and_retrain(
         return decision, None
     reasons = list(result.alerts)
     built = build_feedback_span(cfg, window_rows, feedback) if feedback is not None else None
-    span = built.span if built else (max(find_spans(cfg.data.root, cfg.data.span_pattern), default=None)
-                                      if cfg.data.span_pattern else None)
+    span = (
+        built.span
+        if built
+        else (max(find_spans(cfg.data.root, cfg.data.span_pattern), default=None) if cfg.data.span_pattern else None)
+    )
     run_cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"span": span})}) if span is not None else cfg
     summary = None
     if not cfg.is_local:

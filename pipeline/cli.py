@@ -13,9 +13,9 @@ import logging
 import os
 import sys
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -55,8 +55,8 @@ def _quiet_environment() -> None:
 
 
 def _config(
-    profile: str, data: Optional[Path], output: Optional[Path], code: int = 2, **extra: Any
-) -> "PipelineConfig":
+    profile: str, data: Path | None, output: Path | None, code: int = 2, **extra: Any
+) -> PipelineConfig:
     from pipeline.config import load_config
 
     overrides: dict[str, Any] = dict(extra)
@@ -79,17 +79,19 @@ def _fail(message: str, code: int = 1) -> None:
 @app.command()
 def run(
     profile: str = ProfileOpt,
-    data: Optional[Path] = DataOpt,
-    output: Optional[Path] = OutputOpt,
+    data: Path | None = DataOpt,
+    output: Path | None = OutputOpt,
     no_cache: bool = typer.Option(False, "--no-cache", help="Re-run every component."),
     verbose: bool = typer.Option(False, "--verbose", help="Show TFX's logs on the console."),
-    train_steps: Optional[int] = typer.Option(None, "--train-steps", help="Override training.train_steps."),
-    span: Optional[int] = typer.Option(None, "--span", help="The span to ingest (default: the latest)."),
-    span_pattern: Optional[str] = typer.Option(
+    train_steps: int | None = typer.Option(None, "--train-steps", help="Override training.train_steps."),
+    span: int | None = typer.Option(None, "--span", help="The span to ingest (default: the latest)."),
+    span_pattern: str | None = typer.Option(
         None, "--span-pattern", help="Spans under --data, e.g. 'span-{SPAN}/*.csv' (data.span_pattern)."
     ),
-    gate_policy: Optional[str] = typer.Option(
-        None, "--gate-policy", help="fail or warn: what the data gate does with anomalies and drift (validation.on_anomaly)."
+    gate_policy: str | None = typer.Option(
+        None,
+        "--gate-policy",
+        help="fail or warn: what the data gate does with anomalies and drift (validation.on_anomaly).",
     ),
 ) -> None:
     """Run the whole pipeline locally (LocalDagRunner) and print a summary."""
@@ -136,7 +138,7 @@ class _ProgressLines:
         self.terminal = terminal
         self.status: Any = None
 
-    def __call__(self, p: "ComponentProgress") -> None:
+    def __call__(self, p: ComponentProgress) -> None:
         self.close()
         if p.status == "running":
             self.status = self.terminal.status(f"{p.node_id} running...")
@@ -151,7 +153,7 @@ class _ProgressLines:
             self.status = None
 
 
-def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "local") -> None:
+def print_summary(summary: RunSummary, cfg: PipelineConfig, profile: str = "local") -> None:
     """Print what a run did, what it found, and what it pushed; the last line gives the exit code."""
     from pipeline.run import EXIT_MEANINGS
 
@@ -209,7 +211,7 @@ def print_summary(summary: "RunSummary", cfg: "PipelineConfig", profile: str = "
         console.print(f"[bold red]Run failed:[/] {escape(summary.error or '')}" + exit_note)
 
 
-def print_drift(drift: "DriftRecord") -> None:
+def print_drift(drift: DriftRecord) -> None:
     """Every distance this run measured, or why it measured none."""
     if drift.baseline_span is None:
         console.print(f"Drift: span {drift.span} is the first span: no earlier span's statistics to compare with")
@@ -225,7 +227,7 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None or value != value else f"{value:.4f}"
 
 
-def _with_source(failure: Any, cfg: "PipelineConfig", profile: str) -> str:
+def _with_source(failure: Any, cfg: PipelineConfig, profile: str) -> str:
     """A failed threshold, with the setting's value and where it was set."""
     from pipeline.config import setting_source
 
@@ -245,7 +247,7 @@ def _with_source(failure: Any, cfg: "PipelineConfig", profile: str) -> str:
 
 
 def print_evaluation(
-    ev: "Evaluation", cfg: "PipelineConfig", profile: str = "local", rule_feature: str | None = None
+    ev: Evaluation, cfg: PipelineConfig, profile: str = "local", rule_feature: str | None = None
 ) -> None:
     """The test-split metrics, every judged slice's verdict, and the blessing with its reasons."""
     e = cfg.eval
@@ -286,7 +288,9 @@ def print_evaluation(
 def init(
     data: Path = typer.Option(..., "--data", help="Directory of CSV files (one header row each)."),
     label: str = typer.Option(
-        ..., "--label", help="The label: COLUMN (0/1), 'COLUMN == VALUE', 'COLUMN OP NUMBER' or 'COLUMN OP NUMBER * COLUMN'."
+        ...,
+        "--label",
+        help="The label: COLUMN (0/1), 'COLUMN == VALUE', 'COLUMN OP NUMBER' or 'COLUMN OP NUMBER * COLUMN'.",
     ),
     out: Path = typer.Option(..., "--out", help="The profile to write (.yaml); the schema goes beside it."),
     name: str = typer.Option("", "--name", help="Pipeline and served model name (default: the data directory's)."),
@@ -331,7 +335,7 @@ def _quiet_tfx() -> Iterator[None]:
 @schema_app.command("infer")
 def schema_infer(
     profile: str = ProfileOpt,
-    data: Optional[Path] = DataOpt,
+    data: Path | None = DataOpt,
     out: Path = typer.Option(Path("schema/proposed_schema.pbtxt"), "--out", help="Where to write the proposal."),
 ) -> None:
     """Infer a fresh schema from the data with SchemaGen (a proposal, not a patch: see `tfxp schema update`)."""
@@ -374,10 +378,10 @@ def _target(target: str) -> tuple[str, str]:
 @app.command("compile")
 def compile_(
     target: str = TargetOpt,
-    out: Optional[Path] = typer.Option(
+    out: Path | None = typer.Option(
         None, "--out", help="Where to write the spec (default: taxi-pipeline.json, or .yaml for kubeflow)."
     ),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Config profile (default: the target's name)."),
+    profile: str | None = typer.Option(None, "--profile", help="Config profile (default: the target's name)."),
 ) -> None:
     """Compile the pipeline for Vertex AI or Kubeflow Pipelines 2.x (KubeflowV2DagRunner)."""
     _quiet_environment()
@@ -401,32 +405,40 @@ def compile_(
 @app.command()
 def submit(
     target: str = TargetOpt,
-    template: Optional[Path] = typer.Option(
+    template: Path | None = typer.Option(
         None, "--template", help="The compiled spec (default: taxi-pipeline.json, or .yaml for kubeflow)."
     ),
     project: str = typer.Option("", "--project", help="vertex: Google Cloud project."),
     region: str = typer.Option("", "--region", help="vertex: Vertex AI region, e.g. us-central1."),
-    service_account: Optional[str] = typer.Option(None, "--service-account", help="vertex: service account the run uses."),
-    network: Optional[str] = typer.Option(None, "--network", help="vertex: VPC network to peer with."),
+    service_account: str | None = typer.Option(
+        None, "--service-account", help="vertex: service account the run uses."
+    ),
+    network: str | None = typer.Option(None, "--network", help="vertex: VPC network to peer with."),
     enable_caching: bool = typer.Option(True, "--enable-caching/--no-enable-caching", help="vertex: step caching."),
     label: list[str] = typer.Option([], "--label", help="vertex: key=value label; repeatable."),
     parameter: list[str] = typer.Option([], "--parameter", help="name=value runtime parameter; repeatable."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the request; send nothing, need no credentials."),
-    api_endpoint: Optional[str] = typer.Option(
+    api_endpoint: str | None = typer.Option(
         None, "--api-endpoint", help="vertex: override the Vertex AI API endpoint (private endpoints; local fakes)."
     ),
-    host: Optional[str] = typer.Option(
+    host: str | None = typer.Option(
         None, "--host", envvar="KF_PIPELINES_ENDPOINT", help="kubeflow: the KFP API URL (default: kubeflow.host)."
     ),
-    experiment: Optional[str] = typer.Option(None, "--experiment", help="kubeflow: experiment (default: kubeflow.experiment)."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="kubeflow: multi-user namespace (default: kubeflow.namespace)."),
-    token_file: Optional[str] = typer.Option(
+    experiment: str | None = typer.Option(
+        None, "--experiment", help="kubeflow: experiment (default: kubeflow.experiment)."
+    ),
+    namespace: str | None = typer.Option(
+        None, "--namespace", help="kubeflow: multi-user namespace (default: kubeflow.namespace)."
+    ),
+    token_file: str | None = typer.Option(
         None, "--token-file", envvar="KF_PIPELINES_SA_TOKEN_PATH", help="kubeflow: service-account token file."
     ),
-    cookie: Optional[str] = typer.Option(
+    cookie: str | None = typer.Option(
         None, "--cookie", envvar="KF_PIPELINES_COOKIE", help="kubeflow: session cookie, e.g. 'authservice_session=...'."
     ),
-    profile: Optional[str] = typer.Option(None, "--profile", help="kubeflow: profile with the kubeflow.* defaults (default: kubeflow)."),
+    profile: str | None = typer.Option(
+        None, "--profile", help="kubeflow: profile with the kubeflow.* defaults (default: kubeflow)."
+    ),
 ) -> None:
     """Submit a compiled pipeline to Vertex AI Pipelines or to Kubeflow Pipelines 2.x."""
     _quiet_environment()
@@ -465,9 +477,7 @@ def submit(
     except vertex.SubmitError as exc:
         _fail(str(exc))
     console.print(f"Submitted {name}")
-    console.print(
-        f"Console: https://console.cloud.google.com/vertex-ai/pipelines/runs?project={request.project}"
-    )
+    console.print(f"Console: https://console.cloud.google.com/vertex-ai/pipelines/runs?project={request.project}")
 
 
 def _submit_kubeflow(template: Path, *, parameter: list[str], dry_run: bool, **options: Any) -> None:
@@ -493,8 +503,8 @@ def _submit_kubeflow(template: Path, *, parameter: list[str], dry_run: bool, **o
 @app.command()
 def report(
     profile: str = ProfileOpt,
-    output: Optional[Path] = OutputOpt,
-    out: Optional[Path] = typer.Option(
+    output: Path | None = OutputOpt,
+    out: Path | None = typer.Option(
         None, "--out", help="Write a self-contained HTML report of the run here (no network needed to view it)."
     ),
     run: str = typer.Option("latest", "--run", help="A run id from `tfxp runs list`, or 'latest'."),
@@ -526,7 +536,8 @@ def report(
     gen = info.component("CsvExampleGen") or info.component("BigQueryExampleGen")
     source = (gen.properties.get("input_base") or gen.properties.get("query")) if gen else None
     console.print(
-        f"Run {info.run_id} ({info.status}): started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.started))},"
+        f"Run {info.run_id} ({info.status}): "
+        f"started {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(info.started))},"
         f" {info.seconds:.1f}s; data {source or '-'}"
     )
     print_summary(summary, cfg, profile)
@@ -566,4 +577,4 @@ _register_subcommands()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -13,12 +13,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Annotated, Any
 
 import yaml
 from pydantic import BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
-from typing_extensions import Annotated, Self
+from typing_extensions import Self
 
 from models.features import FeatureSpec, Kind, load_spec
 from models.features import from_dict as spec_from_dict
@@ -88,7 +89,7 @@ class DataConfig(Frozen):
     # Empty reads every ``*.csv`` directly under ``root`` as one span (span 0).
     span_pattern: str = ""
     # The span a run ingests; None takes the latest (the greatest number).
-    span: Optional[Integer] = None
+    span: Integer | None = None
     # The Trainer's rolling window: this run's span and the spans before it,
     # this many in all (1: the run's span alone).
     training_spans: Count = 1
@@ -353,7 +354,11 @@ class BeamConfig(Frozen):
         if self.direct_num_workers < 0:
             _fail("beam.direct_num_workers", self.direct_num_workers, "must be >= 0 (0 = all cores)")
         if self.runner == "PortableRunner" and not self.job_endpoint:
-            _fail("beam.job_endpoint", self.job_endpoint, "PortableRunner needs the Flink or Spark job server, e.g. flink-jobserver:8099")
+            _fail(
+                "beam.job_endpoint",
+                self.job_endpoint,
+                "PortableRunner needs the Flink or Spark job server, e.g. flink-jobserver:8099",
+            )
         if self.environment_type not in _ENVIRONMENT_TYPES:
             _fail("beam.environment_type", self.environment_type, f"must be one of {', '.join(_ENVIRONMENT_TYPES)}")
         if self.environment_type != "DOCKER" and self.runner == "PortableRunner" and not self.environment_config:
@@ -567,8 +572,16 @@ class PipelineConfig(Frozen):
             # for every Beam component (1.7 s each) and leaves it in the system temp
             # dir, which an in-process runner never reads (docs/performance.md).
             return [
-                *([f"--direct_running_mode={b.direct_running_mode}"] if b.direct_running_mode != BEAM_DEFAULT_MODE else []),
-                *([f"--direct_num_workers={b.direct_num_workers}"] if b.direct_num_workers != BEAM_DEFAULT_WORKERS else []),
+                *(
+                    [f"--direct_running_mode={b.direct_running_mode}"]
+                    if b.direct_running_mode != BEAM_DEFAULT_MODE
+                    else []
+                ),
+                *(
+                    [f"--direct_num_workers={b.direct_num_workers}"]
+                    if b.direct_num_workers != BEAM_DEFAULT_WORKERS
+                    else []
+                ),
                 *image,
                 *b.extra_args,
             ]

@@ -11,7 +11,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import re
-from typing import Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -146,7 +147,7 @@ class _LabelValues:
         if any(c in self.missing for c in cells):
             self.rows_without += 1
             return
-        for column, cell in zip(self.values, cells):
+        for column, cell in zip(self.values, cells, strict=True):
             if len(self.values[column]) < self.LIMIT:
                 self.values[column].add(cell)
 
@@ -164,7 +165,8 @@ class _LabelValues:
             )
         numbers = all(is_number(v) for v in seen)
         if label.bare and not (numbers and {float(v) for v in seen} <= {0.0, 1.0}):
-            how = "has two values" if len(seen) == 2 else f"has {len(seen)}{'+' if len(seen) >= self.LIMIT else ''} values"
+            more = "+" if len(seen) >= self.LIMIT else ""
+            how = "has two values" if len(seen) == 2 else f"has {len(seen)}{more} values"
             example = sorted(seen)[-1]
             raise DataError(
                 f"{root}: {field} reads {label.column!r} as 0/1, but it {how} ({shown}); "
@@ -308,7 +310,9 @@ def check_spec_schema(spec: FeatureSpec, schema_file: str) -> None:
     for column in spec.label.source_columns:
         found = types.get(column)
         if found is None:
-            raise DataError(f"label.expr={spec.label.expr!r} reads {column!r}, which is not in the schema {schema_file}")
+            raise DataError(
+                f"label.expr={spec.label.expr!r} reads {column!r}, which is not in the schema {schema_file}"
+            )
         if serving and column in spec.label_only_columns and "SERVING" not in found.not_in_environment:
             raise DataError(
                 f"label.expr={spec.label.expr!r}: the schema {schema_file} expects {column!r} when serving; "

@@ -190,9 +190,12 @@ def init_profile(
                 ids.append(column)
             continue
         features.append(feature)
-        decisions.append(Decision(column, "feature", why + (f"; also in the label ({label.expr})" if column == label.times else "")))
+        also = f"; also in the label ({label.expr})" if column == label.times else ""
+        decisions.append(Decision(column, "feature", why + also))
     if not features:
-        raise DataError(f"{data}: no column can be a feature (each is the label, an ID or constant); add feature columns")
+        raise DataError(
+            f"{data}: no column can be a feature (each is the label, an ID or constant); add feature columns"
+        )
     spec = FeatureSpec(tuple(features), label, tuple(unused))
     # The label itself is checked against the values (two-valued column, positive value present...).
     checked = check_csv_dir(str(data), spec=spec, missing_values=missing_values)
@@ -235,8 +238,7 @@ def init_profile(
     )
     out.write_text(
         f"# Written by `tfxp init --data {data} --label '{label_expr}'`: review, then\n"
-        f"#   tfxp run --profile {out}\n"
-        + yaml.safe_dump(profile, sort_keys=False, default_flow_style=None, width=110)
+        f"#   tfxp run --profile {out}\n" + yaml.safe_dump(profile, sort_keys=False, default_flow_style=None, width=110)
     )
     return InitResult(out, schema_path, spec, decisions, rows, checked.rows_without_label, partition, review)
 
@@ -260,7 +262,9 @@ def _review(spec: FeatureSpec, partition: str, slice_min: int, test_rows: int) -
         "are left out",
     ]
     if partition:
-        out.append(f"data.partition_feature={partition}: the split hashes on this ID, so rows never move between splits")
+        out.append(
+            f"data.partition_feature={partition}: the split hashes on this ID, so rows never move between splits"
+        )
     else:
         out.append(
             "data.partition_feature is empty: the split hashes whole rows, so editing a row or adding a column "

@@ -14,8 +14,9 @@ import dataclasses
 import datetime
 import io
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -35,7 +36,9 @@ def compile_spec(cfg: PipelineConfig, out: Path, image: str) -> Path:
     as_yaml = out.suffix in YAML_SUFFIXES
     runner = scoped_runner_class()(
         # TFX writes YAML only with spec schema 2.1 (2.0 fails on the runtime parameters).
-        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(default_image=image, use_pipeline_spec_2_1=as_yaml),
+        config=tfx.orchestration.experimental.KubeflowV2DagRunnerConfig(
+            default_image=image, use_pipeline_spec_2_1=as_yaml
+        ),
         output_dir=str(out.parent),
         output_filename=out.name,
     )
@@ -128,9 +131,7 @@ def build_request(
             "(or KF_PIPELINES_SA_TOKEN_PATH), or a session cookie with --cookie"
         )
     spec = load_spec(spec_path)
-    values = typed_parameters(
-        runtime_parameters(spec), parameters, "kubeflow.runtime_parameters: true"
-    )
+    values = typed_parameters(runtime_parameters(spec), parameters, "kubeflow.runtime_parameters: true")
     name = spec["pipelineInfo"]["name"]
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H-%M-%S")
     return KubeflowRequest(
@@ -205,9 +206,7 @@ def _upload(client: Any, request: KubeflowRequest) -> tuple[str, str]:
         ).pipeline_id
         versions = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc")
         return pipeline_id, versions.pipeline_versions[0].pipeline_version_id
-    version = client.upload_pipeline_version(
-        request.spec_path, request.version_name, pipeline_id=pipeline_id
-    )
+    version = client.upload_pipeline_version(request.spec_path, request.version_name, pipeline_id=pipeline_id)
     return pipeline_id, version.pipeline_version_id
 
 

@@ -12,13 +12,16 @@ from tfx.dsl.components.base import base_component
 
 import models
 from models.features import SPEC_KEY, FeatureSpec
-from models.preprocessing import preprocessing_fn
 from models.hparams import HPARAMS_KEY
+from models.preprocessing import preprocessing_fn
 from models.trainer import RULE_FEATURE_KEY, run_fn
 from models.tuning import TUNING_KEY, tuner_fn
 from pipeline.components.baseline import CANDIDATE_KEY, BlessedBeforeCandidateStrategy
 from pipeline.components.csv_example_gen import CheckedCsvExampleGen
 from pipeline.components.drift import DriftValidator
+from pipeline.components.gate import AnomaliesGate
+from pipeline.components.pusher import AtomicPusher
+from pipeline.components.schema_importer import CuratedSchemaImporter
 from pipeline.components.spans import (
     CURRENT_KEY,
     EXAMPLES_KEY,
@@ -26,9 +29,6 @@ from pipeline.components.spans import (
     PreviousSpanStrategy,
     SpanWindowStrategy,
 )
-from pipeline.components.gate import AnomaliesGate
-from pipeline.components.pusher import AtomicPusher
-from pipeline.components.schema_importer import CuratedSchemaImporter
 from pipeline.config import DataConfig, EvalConfig, PipelineConfig, project_root
 from pipeline.data_check import CSV_PATTERN
 from pipeline.slice_gate import eval_config

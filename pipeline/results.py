@@ -14,7 +14,6 @@ from google.protobuf import json_format
 from ml_metadata.metadata_store import metadata_store
 from ml_metadata.proto import metadata_store_pb2
 
-
 _STATES = metadata_store_pb2.Execution.State
 
 
@@ -85,7 +84,9 @@ class Failure:
 
     slice: str
     metric: str  # the gated metric, e.g. "auc"
-    kind: str  # floor, drop, lift (over the rule), majority (over the majority class) or missing (a configured slice absent from the data)
+    # floor, drop, lift (over the rule), majority (over the majority class)
+    # or missing (a configured slice absent from the data)
+    kind: str
     value: float = math.nan  # the candidate's value (floor, lift) or its change (drop)
     bound: float = math.nan
     baseline: float | None = None  # the baseline's value on the slice, for a drop
@@ -164,9 +165,7 @@ def _node_results(store: metadata_store.MetadataStore, executions: list[Any]) ->
     artifact_ids = {ev.artifact_id for ev in events if ev.type == metadata_store_pb2.Event.OUTPUT}
     artifacts = {a.id: a for a in store.get_artifacts_by_id(list(artifact_ids))}
     for execution in sorted(executions, key=lambda e: e.create_time_since_epoch):
-        node = next(
-            (c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"), None
-        )
+        node = next((c.name for c in store.get_contexts_by_execution(execution.id) if c.type == "node"), None)
         if node is None:
             continue
         node_id = node.split(".", 1)[-1]
@@ -202,7 +201,7 @@ def property_value(v: metadata_store_pb2.Value) -> Any:
 
 
 def slice_name(slice_key: Any) -> str:
-    """"Overall" or "feature=value[, ...]" for a TFMA SliceKey proto."""
+    """ "Overall" or "feature=value[, ...]" for a TFMA SliceKey proto."""
     parts = []
     for key in slice_key.single_slice_keys:
         kind = key.WhichOneof("kind")
@@ -275,13 +274,25 @@ def _failure(where: str, failure: Any, metrics: SliceMetrics | None) -> Failure:
     sliced = where != "Overall"
     if name.endswith(LIFT_SUFFIX):
         metric = name[: -len(LIFT_SUFFIX)]
-        return Failure(where, metric, "lift", value, threshold.value_threshold.lower_bound.value,
-                       config_key=f"eval.min_lift_over_rule.{metric}")
+        return Failure(
+            where,
+            metric,
+            "lift",
+            value,
+            threshold.value_threshold.lower_bound.value,
+            config_key=f"eval.min_lift_over_rule.{metric}",
+        )
     if name.endswith(MAJORITY_SUFFIX):
         metric = name[: -len(MAJORITY_SUFFIX)]
-        return Failure(where, metric, "majority", value, threshold.value_threshold.lower_bound.value,
-                       config_key=f"eval.min_lift_over_majority.{metric}")
-    metric = name[len(JUDGED_PREFIX):] if name.startswith(JUDGED_PREFIX) else name
+        return Failure(
+            where,
+            metric,
+            "majority",
+            value,
+            threshold.value_threshold.lower_bound.value,
+            config_key=f"eval.min_lift_over_majority.{metric}",
+        )
+    metric = name[len(JUDGED_PREFIX) :] if name.startswith(JUDGED_PREFIX) else name
     if failure.metric_key.is_diff:
         baseline = metrics.baseline.get(metric) if metrics else None
         key = f"eval.{'slice_max_drops' if sliced else 'max_drops'}.{metric}"

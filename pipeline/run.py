@@ -16,8 +16,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator, TextIO
+from typing import TextIO
 
 from pipeline.components.csv_example_gen import ROWS_WITHOUT_LABEL
 from pipeline.components.drift import DRIFT_PROPERTY

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import tensorflow_model_analysis as tfma
 from tensorflow_model_analysis.metrics import calibration, metric_types
 
 from models.rule import RULE_OUTPUT
 from models.signatures import OUTPUT_KEY
-from pipeline.config import EvalConfig
 from pipeline import results
+from pipeline.config import EvalConfig
 from pipeline.results import is_judged
 
 # The model's evaluation signature returns the model's and the rule's outputs.
@@ -105,7 +106,9 @@ def _base(
     return list(computations), _key(metric, model_name, output_name, example_weighted)
 
 
-def _per_model_and_output(model_names: Iterable[str] | None, output_names: Iterable[str] | None, build: Any) -> list[Any]:
+def _per_model_and_output(
+    model_names: Iterable[str] | None, output_names: Iterable[str] | None, build: Any
+) -> list[Any]:
     """``build(model_name, output_name)``'s computations for every model and output of a MetricsSpec."""
     return [c for m in model_names or [""] for o in output_names or [""] for c in build(m, o)]
 
@@ -185,7 +188,11 @@ class LiftOverRule(tfma.metrics.Metric):
     """The model's ``metric`` minus the rule's, on the same slice and rows."""
 
     def __init__(
-        self, metric: str = "auc", rule_output: str = RULE_OUTPUT, name: str = "", source: str = ""  # noqa: ARG002
+        self,
+        metric: str = "auc",
+        rule_output: str = RULE_OUTPUT,
+        name: str = "",
+        source: str = "",  # noqa: ARG002
     ) -> None:
         super().__init__(_lift_computations, metric=metric, rule_output=rule_output, name=name or lift_name(metric))
 
@@ -308,9 +315,13 @@ def eval_config(cfg: EvalConfig, label_key: str) -> tfma.EvalConfig:
         options=tfma.Options(include_default_metrics={"value": False}),
         metrics_specs=[
             # Shown for model and rule alike; decides nothing.
-            tfma.MetricsSpec(output_names=[OUTPUT_KEY, RULE_OUTPUT], metrics=[metric_config(m) for m in METRIC_CLASSES]),
+            tfma.MetricsSpec(
+                output_names=[OUTPUT_KEY, RULE_OUTPUT], metrics=[metric_config(m) for m in METRIC_CLASSES]
+            ),
             # Plots of the model's output (the review shows no plot of the rule's).
-            tfma.MetricsSpec(output_names=[OUTPUT_KEY], metrics=[tfma.MetricConfig(class_name=c) for c in PLOT_CLASSES]),
+            tfma.MetricsSpec(
+                output_names=[OUTPUT_KEY], metrics=[tfma.MetricConfig(class_name=c) for c in PLOT_CLASSES]
+            ),
             # The gate: the model's output only (the rule is never held to a floor).
             tfma.MetricsSpec(output_names=[OUTPUT_KEY], metrics=gate),
         ],

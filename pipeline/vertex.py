@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.config import PipelineConfig
 
@@ -175,7 +176,9 @@ def build_request(
     if not region:
         raise SubmitError("--region is missing: give the Vertex AI region, e.g. us-central1")
     if not template_path.is_file():
-        raise SubmitError(f"{template_path} does not exist: run `tfxp compile --target vertex --out {template_path}` first")
+        raise SubmitError(
+            f"{template_path} does not exist: run `tfxp compile --target vertex --out {template_path}` first"
+        )
     try:
         template = json.loads(template_path.read_text())
         declared = runtime_parameters(template)

@@ -67,7 +67,8 @@ def slice_chart(
     shown = sorted(slices, key=lambda s: (not both_classes(s), -s.example_count))[:limit]
     labels = [s.slice.replace(", ", "\n") if " x " in feature else s.slice.split("=", 1)[1] or "(empty)" for s in shown]
     labels = [
-        f"{label} (n={s.example_count}{'' if both_classes(s) else ', one class'})" for label, s in zip(labels, shown)
+        f"{label} (n={s.example_count}{'' if both_classes(s) else ', one class'})"
+        for label, s in zip(labels, shown, strict=True)
     ]
     height = max(2.5, 0.32 * len(shown) + 1.2)
     fig, ax = plt.subplots(figsize=(8, height))
@@ -76,20 +77,20 @@ def slice_chart(
     defined = [both_classes(s) or not metric.startswith("auc") for s in shown]
     bars = ax.barh(
         list(y),
-        [_value(s.metrics, metric) if ok else math.nan for s, ok in zip(shown, defined)],
+        [_value(s.metrics, metric) if ok else math.nan for s, ok in zip(shown, defined, strict=True)],
         color=[MODEL if j else "#aec7e8" for j in judged],
         label=f"model {metric}",
     )
-    for bar, j in zip(bars, judged):
+    for bar, j in zip(bars, judged, strict=True):
         if not j:
             bar.set_hatch("//")
     ax.scatter(
-        [_value(s.rule, metric) if ok else math.nan for s, ok in zip(shown, defined)],
+        [_value(s.rule, metric) if ok else math.nan for s, ok in zip(shown, defined, strict=True)],
         list(y), color=RULE, marker="D", s=22, zorder=3, label="rule",
     )
     if any(s.baseline for s in shown):
         ax.scatter(
-            [_value(s.baseline, metric) if ok else math.nan for s, ok in zip(shown, defined)],
+            [_value(s.baseline, metric) if ok else math.nan for s, ok in zip(shown, defined, strict=True)],
             list(y), color=BASELINE, marker="|", s=160, zorder=3, label="baseline",
         )
     floor = cfg.slice_floors.get(metric)
@@ -110,12 +111,16 @@ def comparison_chart(ev: Evaluation, cfg: EvalConfig) -> Figure:
     fig, ax = plt.subplots(figsize=(8, 3.2))
     width = 0.27
     xs = range(len(COMPARED))
-    series = [("candidate", ev.overall.metrics, MODEL), ("baseline", ev.overall.baseline, BASELINE), ("rule", ev.overall.rule, RULE)]
+    series = [
+        ("candidate", ev.overall.metrics, MODEL),
+        ("baseline", ev.overall.baseline, BASELINE),
+        ("rule", ev.overall.rule, RULE),
+    ]
     for i, (name, metrics, colour) in enumerate(series):
         values = [_value(metrics, m) for m in COMPARED]
         label = name if metrics else f"{name} (none)"
         ax.bar([x + (i - 1) * width for x in xs], values, width, color=colour, label=label)
-    for x, metric in zip(xs, COMPARED):
+    for x, metric in zip(xs, COMPARED, strict=True):
         if metric in cfg.floors:
             ax.hlines(cfg.floors[metric], x - 1.5 * width, x + 1.5 * width, colors=FLOOR, linestyles="--")
     ax.plot([], [], color=FLOOR, linestyle="--", label="floor")

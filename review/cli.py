@@ -6,7 +6,6 @@ import dataclasses
 import json
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -22,7 +21,7 @@ console = Console(highlight=False, soft_wrap=True)
 _COLOURS = {"succeeded": "green", "failed": "red", "running": "yellow", "COMPLETE": "green", "CACHED": "cyan"}
 
 
-def _cfg(profile: str, output: Optional[Path]):  # -> PipelineConfig
+def _cfg(profile: str, output: Path | None):  # -> PipelineConfig
     from pipeline.cli import _config
 
     return _config(profile, None, output)
@@ -46,7 +45,7 @@ def _fail(message: str) -> None:
 @app.command("list")
 def runs_list(
     profile: str = typer.Option("local", "--profile", help="Config profile: pipeline/profiles/<name>.yaml."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
+    output: Path | None = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
     limit: int = typer.Option(20, "--limit", help="How many runs, newest first."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
@@ -75,7 +74,7 @@ def runs_list(
 def runs_show(
     run: str = typer.Argument("latest", help="A run id from `tfxp runs list`, or 'latest'."),
     profile: str = typer.Option("local", "--profile", help="Config profile: pipeline/profiles/<name>.yaml."),
-    output: Optional[Path] = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
+    output: Path | None = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Every component's state, time and outputs; what cached ones reused; the lineage of the result."""

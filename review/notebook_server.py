@@ -32,10 +32,14 @@ def _jupyter() -> str:
 
 def enable_extensions() -> None:
     """Install and enable TFMA's views and the compatibility shim in this environment (idempotent)."""
-    quiet = {"check": True, "stdout": subprocess.DEVNULL, "stderr": subprocess.PIPE}
-    subprocess.run([_jupyter(), "nbclassic-extension", "install", str(COMPAT), "--sys-prefix", "--overwrite"], **quiet)
+    def quiet(*args: str) -> None:
+        subprocess.run(
+            [_jupyter(), "nbclassic-extension", *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+
+    quiet("install", str(COMPAT), "--sys-prefix", "--overwrite")
     for extension in EXTENSIONS:
-        subprocess.run([_jupyter(), "nbclassic-extension", "enable", extension, "--sys-prefix"], **quiet)
+        quiet("enable", extension, "--sys-prefix")
 
 
 def command(port: int, token: str | None, notebook_dir: Path, ip: str = "127.0.0.1") -> list[str]:

@@ -13,8 +13,9 @@ import html
 import json
 import math
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from pipeline.config import PipelineConfig
 from review import charts
@@ -106,12 +107,14 @@ def _num(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else f"{value}"
 
 
-def _table(header: Iterable[str] | None, rows: Iterable[Iterable[Any]], numeric: set[int] = frozenset()) -> str:
+def _table(
+    header: Iterable[str] | None, rows: Iterable[Iterable[Any]], numeric: frozenset[int] | set[int] = frozenset()
+) -> str:
     head = "<tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>" if header else ""
     body = "".join(
-        "<tr>" + "".join(
-            f"<td class='num'>{cell}</td>" if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row)
-        ) + "</tr>"
+        "<tr>"
+        + "".join(f"<td class='num'>{cell}</td>" if i in numeric else f"<td>{cell}</td>" for i, cell in enumerate(row))
+        + "</tr>"
         for row in rows
     )
     return f"<table>{head}{body}</table>"
@@ -127,15 +130,18 @@ def render(data: ReportData) -> str:
     ev = summary.evaluation if summary else None
     blessed = ev.blessed if ev else None
     badge = (
-        "<span class='badge ok'>BLESSED</span>" if blessed
-        else "<span class='badge bad'>NOT BLESSED</span>" if blessed is False
+        "<span class='badge ok'>BLESSED</span>"
+        if blessed
+        else "<span class='badge bad'>NOT BLESSED</span>"
+        if blessed is False
         else "<span class='badge bad'>NO EVALUATION</span>"
     )
     parts = [
         f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{_e(data.cfg.name)} run {_e(run.run_id)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(data.cfg.name)}: run {_e(run.run_id)} {badge}</h1>",
-        f"<p>Status <b>{_e(run.status)}</b>, started {_e(time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.started)))},"
+        f"<p>Status <b>{_e(run.status)}</b>, "
+        f"started {_e(time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(run.started)))},"
         f" {run.seconds:.1f} s. {_push_sentence(summary)}</p>",
         _verdict_section(data),
         _slices_section(data),
@@ -160,7 +166,11 @@ def _verdict_section(data: ReportData) -> str:
     if ev is None:
         error = data.summary.error if data.summary else None
         return f"<h2>Verdict</h2><p class='bad'>No evaluation in this run{': ' + _e(error) if error else ''}.</p>"
-    baseline = f"against the baseline <code>{_e(ev.baseline_uri)}</code>" if ev.baseline_uri else "no baseline: the first blessed model"
+    baseline = (
+        f"against the baseline <code>{_e(ev.baseline_uri)}</code>"
+        if ev.baseline_uri
+        else "no baseline: the first blessed model"
+    )
     if ev.blessed:
         reasons = f"<p class='ok'>Every threshold met ({baseline}).</p>"
     else:
@@ -170,7 +180,13 @@ def _verdict_section(data: ReportData) -> str:
     table = _table(
         ["metric (whole test split)", "candidate", "baseline", "rule", "floor"],
         [
-            [_e(name), _num(m.get(name)), _num(base.get(name)), _num(rule.get(name)), _num(data.cfg.eval.floors.get(name))]
+            [
+                _e(name),
+                _num(m.get(name)),
+                _num(base.get(name)),
+                _num(rule.get(name)),
+                _num(data.cfg.eval.floors.get(name)),
+            ]
             for name in charts.COMPARED
         ],
         numeric={1, 2, 3, 4},
@@ -179,7 +195,9 @@ def _verdict_section(data: ReportData) -> str:
     margins = [f"the rule's {k} by {v}" for k, v in sorted(e.min_lift_over_rule.items())]
     majority = ev.overall.majority_accuracy
     if majority is not None and "binary_accuracy" in e.min_lift_over_majority:
-        margins.insert(0, f"the majority class's accuracy ({majority:.4f}) by {e.min_lift_over_majority['binary_accuracy']}")
+        margins.insert(
+            0, f"the majority class's accuracy ({majority:.4f}) by {e.min_lift_over_majority['binary_accuracy']}"
+        )
     relative = f" The candidate must beat {' and '.join(margins)}." if margins else ""
     return (
         f"<h2>Verdict</h2>{reasons}"
@@ -198,20 +216,29 @@ def _slices_section(data: ReportData) -> str:
         "<h2>Slices</h2>",
         f"<p>A slice is judged with at least {e.slice_min_examples} test rows and {e.slice_min_class_examples} of each "
         f"class; judged slices must reach AUC {_num(e.slice_floors.get('auc'))} and lose at most "
-        f"{_num(e.slice_max_drops.get('auc'))} against the baseline. Smaller slices are drawn hatched and never decide.</p>",
+        f"{_num(e.slice_max_drops.get('auc'))} against the baseline. "
+        "Smaller slices are drawn hatched and never decide.</p>",
     ]
     for feature, slices in charts.slices_by_feature(ev, e).items():
         judged = [s for s in slices if s.judged(e.slice_min_examples, e.slice_min_class_examples)]
         out.append(f"<h3>{_e(feature)}</h3>")
-        out.append(_figure(charts.slice_chart(feature, slices, e), f"AUC by {feature}: model bars, rule diamonds, baseline ticks."))
+        out.append(
+            _figure(
+                charts.slice_chart(feature, slices, e), f"AUC by {feature}: model bars, rule diamonds, baseline ticks."
+            )
+        )
         if judged:
             out.append(
                 _table(
                     ["judged slice", "rows", "AUC", "rule AUC", "baseline AUC", "lift over rule", "verdict"],
                     [
                         [
-                            _e(s.slice), s.example_count, _num(s.metrics.get("auc")), _num(s.rule.get("auc")),
-                            _num(s.baseline.get("auc")), _num(s.metrics.get("auc_lift_over_rule")),
+                            _e(s.slice),
+                            s.example_count,
+                            _num(s.metrics.get("auc")),
+                            _num(s.rule.get("auc")),
+                            _num(s.baseline.get("auc")),
+                            _num(s.metrics.get("auc_lift_over_rule")),
                             "<span class='bad'>FAIL</span>" if s.slice in failed else "<span class='ok'>pass</span>",
                         ]
                         for s in sorted(judged, key=lambda s: -s.example_count)
@@ -227,11 +254,17 @@ def _slices_section(data: ReportData) -> str:
 def _data_section(data: ReportData) -> str:
     gen = data.run.component("CsvExampleGen") or data.run.component("BigQueryExampleGen")
     props = gen.properties if gen else {}
-    rows = [[_e(k), f"<code>{_e(props[k])}</code>"] for k in ("input_base", "query", "span", "input_fingerprint") if k in props]
+    rows = [
+        [_e(k), f"<code>{_e(props[k])}</code>"]
+        for k in ("input_base", "query", "span", "input_fingerprint")
+        if k in props
+    ]
     out = ["<h2>Data</h2>", _table(None, rows) if rows else ""]
     if data.statistics:
         out.append(
-            _table(["split", "rows"], [[_e(split), stats.num_examples] for split, stats in data.statistics.items()], {1})
+            _table(
+                ["split", "rows"], [[_e(split), stats.num_examples] for split, stats in data.statistics.items()], {1}
+            )
         )
         out.append("<h3>Statistics (train split)</h3>")
         out.append(_stats_table(data.statistics.get("train") or next(iter(data.statistics.values()))))
@@ -257,10 +290,17 @@ def _drift_section(data: ReportData) -> str:
     if drift is None:
         return ""
     if drift.baseline_span is None:
-        return f"<h3>Drift</h3><p>Span {drift.span} is the first span: no earlier span's statistics to compare with.</p>"
+        return (
+            f"<h3>Drift</h3><p>Span {drift.span} is the first span: no earlier span's statistics to compare with.</p>"
+        )
     rows = [
-        [_e(f), _e(d["comparator"]), _num(d["distance"]), _num(d["threshold"]),
-         "<span class='bad'>beyond threshold</span>" if d["distance"] > d["threshold"] else "ok"]
+        [
+            _e(f),
+            _e(d["comparator"]),
+            _num(d["distance"]),
+            _num(d["threshold"]),
+            "<span class='bad'>beyond threshold</span>" if d["distance"] > d["threshold"] else "ok",
+        ]
         for f, d in sorted(drift.features.items())
     ]
     out = [
@@ -302,8 +342,12 @@ def _run_section(data: ReportData) -> str:
     table = _table(
         ["component", "state", "seconds", "reused"],
         [
-            [_e(c.node_id), _e(c.state), f"{c.seconds:.1f}",
-             _e(f"execution {c.reused_execution} of run {c.reused_run}") if c.reused_execution else ""]
+            [
+                _e(c.node_id),
+                _e(c.state),
+                f"{c.seconds:.1f}",
+                _e(f"execution {c.reused_execution} of run {c.reused_run}") if c.reused_execution else "",
+            ]
             for c in components
         ],
         numeric={2},
@@ -324,7 +368,10 @@ def _run_section(data: ReportData) -> str:
     out = [
         "<h2>Run</h2>",
         table,
-        _figure(charts.component_chart([c.node_id for c in components], [c.seconds for c in components]), "Seconds per component (cached ones take ~0)."),
+        _figure(
+            charts.component_chart([c.node_id for c in components], [c.seconds for c in components]),
+            "Seconds per component (cached ones take ~0).",
+        ),
         "<h3>Config, as recorded for this run</h3>",
         _table(None, config_rows) if config_rows else "<p class='muted'>No trainer in this run.</p>",
     ]

@@ -79,7 +79,9 @@ class _Store:
 
     def __init__(self, metadata_path: str, pipeline_name: str) -> None:
         if not os.path.exists(metadata_path):
-            raise RunNotFound(f"no runs of {pipeline_name} recorded: {metadata_path} does not exist; run `tfxp run` first")
+            raise RunNotFound(
+                f"no runs of {pipeline_name} recorded: {metadata_path} does not exist; run `tfxp run` first"
+            )
         self.store = open_store(metadata_path)
         self.pipeline_name = pipeline_name
         self._node_of: dict[int, str] = {}
@@ -136,8 +138,12 @@ def _run_info(s: _Store, context: Any) -> RunInfo:
     blessed = pushed = None
     for e in executions:
         outputs = [
-            Output(ev.path.steps[0].key, types.get(artifacts[ev.artifact_id].type_id, "?"),
-                   artifacts[ev.artifact_id].uri, ev.artifact_id)
+            Output(
+                ev.path.steps[0].key,
+                types.get(artifacts[ev.artifact_id].type_id, "?"),
+                artifacts[ev.artifact_id].uri,
+                ev.artifact_id,
+            )
             for ev in events
             if ev.execution_id == e.id and ev.type == _OUTPUT
         ]
@@ -190,8 +196,13 @@ def show_run(metadata_path: str, pipeline_name: str, run_id: str = "latest") -> 
     s = _Store(metadata_path, pipeline_name)
     info = _run_info(s, _find(s, run_id))
     final = next(
-        (o for node in ("Pusher", "Trainer") if (c := info.component(node)) for o in c.outputs
-         if o.type in ("PushedModel", "Model")),
+        (
+            o
+            for node in ("Pusher", "Trainer")
+            if (c := info.component(node))
+            for o in c.outputs
+            if o.type in ("PushedModel", "Model")
+        ),
         None,
     )
     return info, (_lineage(s, final.artifact_id, set()) if final else None)
@@ -220,8 +231,8 @@ def _lineage(s: _Store, artifact_id: int, seen: set[int]) -> LineageNode:
     inputs: list[LineageNode] = []
     if artifact_id not in seen:
         seen.add(artifact_id)
-        ordered = sorted((ev for ev in events if ev.type == _INPUT), key=lambda ev: (ev.path.steps[0].key, ev.artifact_id))
+        ordered = sorted(
+            (ev for ev in events if ev.type == _INPUT), key=lambda ev: (ev.path.steps[0].key, ev.artifact_id)
+        )
         inputs = [_lineage(s, ev.artifact_id, seen) for ev in ordered]
-    return LineageNode(
-        types[artifact.type_id], artifact.uri, s.node(producer), s.run_of(producer), details, inputs
-    )
+    return LineageNode(types[artifact.type_id], artifact.uri, s.node(producer), s.run_of(producer), details, inputs)

@@ -278,7 +278,7 @@ def _csv_rows(path: Path, dtypes: Mapping[str, str], limit: int | None) -> list[
                 f"{path}: no column {', '.join(missing)}, which the model's signature needs; "
                 f"the file has: {', '.join(columns) or 'no header'}"
             )
-        rows = []
+        rows: list[dict[str, Any]] = []
         for line, record in enumerate(reader, start=2):
             if limit is not None and len(rows) >= limit:
                 break

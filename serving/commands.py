@@ -15,13 +15,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import click
 import typer
 from typer.core import TyperCommand
 
 from serving.config import (
     MIB,
     BatchingOptions,
+    ModelSpec,
     RequestLogOptions,
     ServerOptions,
     load_model_config_file,
@@ -70,7 +70,7 @@ def build_options(
     _refuse_out_of_scope(prefer_tflite_model, *tflite_pools, enable_profiler)
     if model_config_file and (model_name or model_base_path):
         raise ValueError("give either --model_config_file or --model_name/--model_base_path, not both")
-    models = ()
+    models: tuple[ModelSpec, ...] = ()
     if model_config_file:
         load_model_config_file(model_config_file)  # a file that does not parse stops start-up here
     else:
@@ -226,7 +226,7 @@ class _ServeCommand(TyperCommand):
 
     _BOOLEAN_STRING_FLAGS = ("--prefer_tflite_model", "--enable_profiler")
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:  # typer's own click Context
         args = [f"{a}=true" if a in self._BOOLEAN_STRING_FLAGS else a for a in args]
         return super().parse_args(ctx, args)
 

@@ -215,7 +215,7 @@ class PredictionService(_Base, prediction_service_pb2_grpc.PredictionServiceServ
                     f"the tasks ask for {', '.join(sorted(choices))}"
                 )
             servable = self._resolve(first, box)
-            picked = []
+            picked: list[Any] = []
             for task in tasks:
                 name = task.model_spec.signature_name or DEFAULT_SIGNATURE
                 if any(name == sig.name for _, sig in picked):

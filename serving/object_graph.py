@@ -83,7 +83,7 @@ def _flat_inputs(fn: Any, inputs: Mapping[str, Any]) -> tuple[str, ...] | None:
         or not callable(getattr(fn, "_call_flat", None))
         or sorted(keywords) != sorted(inputs)
         or len(fn.inputs) != len(keywords) + len(fn.captured_inputs)
-        or any(t.dtype.as_datatype_enum != inputs[k].dtype for t, k in zip(fn.inputs, keywords))
+        or any(t.dtype.as_datatype_enum != inputs[k].dtype for t, k in zip(fn.inputs, keywords, strict=False))
         or not _placeholders_named(fn, keywords)
     ):
         return None
@@ -100,6 +100,6 @@ def _placeholders_named(fn: Any, keywords: Sequence[str]) -> bool:
     """
     try:
         specs = fn.structured_input_signature[1]
-        return all(t.op.name == specs[k].name for t, k in zip(fn.inputs, keywords))
+        return all(t.op.name == specs[k].name for t, k in zip(fn.inputs, keywords, strict=False))
     except (AttributeError, IndexError, KeyError, TypeError):
         return False

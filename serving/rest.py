@@ -147,9 +147,9 @@ class _RestApi:
         if not name:
             raise invalid("Missing model name in request.")
         if api == "status":  # a label does not narrow the status, as in TF Serving
-            response = status_response(self.core.manager.statuses(name, version))
+            status = status_response(self.core.manager.statuses(name, version))
             return version, json.dumps(
-                json_format.MessageToDict(response, including_default_value_fields=True)
+                json_format.MessageToDict(status, including_default_value_fields=True)
             ).encode()
         servable = self.core.resolve(name, version, label)
         response: Any = metadata_response(servable)

@@ -20,8 +20,6 @@ import numpy as np
 from serving.errors import invalid
 
 
-
-
 def predict_response(outputs: Mapping[str, np.ndarray], columnar: bool) -> bytes:
     """The JSON body of a predict response, as TF Serving writes it."""
     if not outputs:

@@ -73,8 +73,8 @@ def fixture_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @dataclasses.dataclass
 class TrainedRun:
-    cfg: "object"  # pipeline.config.PipelineConfig
-    summary: "object"  # pipeline.run.RunSummary
+    cfg: object  # pipeline.config.PipelineConfig
+    summary: object  # pipeline.run.RunSummary
     version_dir: Path  # the pushed <serving_dir>/<model_name>/<version>
     left_in_temp: list[str] = dataclasses.field(default_factory=list)  # what the run left in the system temp dir
 

@@ -70,7 +70,7 @@ def latest_drift_chart(record: DriftRecord) -> Any:
     distances = [record.features[n]["distance"] for n in names]
     thresholds = [record.features[n]["threshold"] for n in names]
     fig, ax = plt.subplots(figsize=(9, 4.5))
-    colours = ["crimson" if d > t else "steelblue" for d, t in zip(distances, thresholds)]
+    colours = ["crimson" if d > t else "steelblue" for d, t in zip(distances, thresholds, strict=True)]
     ax.barh(names, distances, color=colours, label="distance")
     ax.scatter(thresholds, names, marker="|", s=300, color="black", label="threshold", zorder=3)
     ax.set_xlabel("distance")

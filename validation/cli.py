@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
-def _schema_file(schema: Optional[Path]) -> Path:
+def _schema_file(schema: Path | None) -> Path:
     from pipeline.config import project_root
 
     return schema.resolve() if schema is not None else project_root() / "schema" / "schema.pbtxt"
@@ -81,7 +81,7 @@ def drift(
         ..., help="The earlier data: CSV file or directory, or a span directory."
     ),
     current: Path = typer.Argument(..., help="The later data, compared with the baseline."),
-    schema: Optional[Path] = SchemaOpt,
+    schema: Path | None = SchemaOpt,
     skew: bool = typer.Option(
         False, "--skew", help="Use the skew comparators (baseline = training, current = serving)."
     ),
@@ -127,7 +127,7 @@ def drift(
 
 def schema_diff(
     proposed: Path = typer.Argument(..., help="The proposed schema (e.g. from `tfxp schema infer`)."),
-    curated: Optional[Path] = typer.Argument(
+    curated: Path | None = typer.Argument(
         None, help="The schema to compare with (default: schema/schema.pbtxt)."
     ),
 ) -> None:
@@ -153,10 +153,10 @@ def schema_validate(
     path: Path = typer.Argument(
         ..., help="A CSV file, a directory of CSV files, or TFRecord tf.Examples (a request log)."
     ),
-    environment: Optional[str] = typer.Option(
+    environment: str | None = typer.Option(
         None, "--environment", help="TRAINING or SERVING (serving data has no label columns)."
     ),
-    schema: Optional[Path] = SchemaOpt,
+    schema: Path | None = SchemaOpt,
     as_json: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
 ) -> None:
     """Check data against the curated schema, running no pipeline; exit 1 if there are anomalies."""
@@ -201,7 +201,7 @@ def schema_validate(
 
 def schema_update(
     data: Path = typer.Option(..., "--data", help="The new data: a CSV file or a directory of CSV files."),
-    schema: Optional[Path] = SchemaOpt,
+    schema: Path | None = SchemaOpt,
     out: Path = typer.Option(
         Path("schema/updated_schema.pbtxt"), "--out", help="Where to write the updated schema (never the one in use)."
     ),

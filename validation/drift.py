@@ -8,8 +8,8 @@ is reported, below threshold too.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
 from tfx.utils.io_utils import SchemaReader

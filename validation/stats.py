@@ -47,7 +47,9 @@ def statistics(
     return _csv_statistics(root, pattern, missing_values)
 
 
-def _csv_statistics(root: Path, pattern: str, missing_values: tuple[str, ...]) -> statistics_pb2.DatasetFeatureStatisticsList:
+def _csv_statistics(
+    root: Path, pattern: str, missing_values: tuple[str, ...]
+) -> statistics_pb2.DatasetFeatureStatisticsList:
     import apache_beam as beam
     import tensorflow_data_validation as tfdv
 
@@ -70,9 +72,7 @@ def _tfrecord_statistics(path: Path) -> statistics_pb2.DatasetFeatureStatisticsL
     location = str(path) if path.is_file() else f"{path}/*"
     stats = tfdv.generate_statistics_from_tfrecord(data_location=location)
     for dataset in stats.datasets:
-        keep = [
-            f for f in dataset.features if not f.path.step or not f.path.step[0].startswith(SERVER_PREFIXES)
-        ]
+        keep = [f for f in dataset.features if not f.path.step or not f.path.step[0].startswith(SERVER_PREFIXES)]
         del dataset.features[:]
         dataset.features.extend(keep)
     return stats

@@ -12,8 +12,6 @@ sets ``eval.baseline: latest_blessed`` to use the stock one.
 
 from __future__ import annotations
 
-from typing import Optional
-
 from tfx import types
 from tfx.dsl.input_resolution.strategies.latest_blessed_model_strategy import (
     LatestBlessedModelStrategy,
@@ -33,7 +31,7 @@ class BlessedBeforeCandidateStrategy(LatestBlessedModelStrategy):
 
     def resolve_artifacts(
         self, store: object, input_dict: typing_utils.ArtifactMultiMap
-    ) -> Optional[typing_utils.ArtifactMultiMap]:
+    ) -> typing_utils.ArtifactMultiMap | None:
         candidates = list(input_dict.get(CANDIDATE_KEY, []))
         rest = {k: list(v) for k, v in input_dict.items() if k != CANDIDATE_KEY}
         empty: dict[str, list[types.Artifact]] = {k: [] for k in input_dict}

@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+from typing import Any
 
 from tensorflow_metadata.proto.v0 import anomalies_pb2, schema_pb2
 from tfx import types
@@ -138,10 +138,10 @@ class DriftValidator(base_component.BaseComponent):
     def __init__(
         self,
         statistics: types.BaseChannel,
-        baseline_statistics: Optional[types.BaseChannel],
+        baseline_statistics: types.BaseChannel | None,
         schema: types.BaseChannel,
-        examples: Optional[types.BaseChannel] = None,
-        baseline_examples: Optional[types.BaseChannel] = None,
+        examples: types.BaseChannel | None = None,
+        baseline_examples: types.BaseChannel | None = None,
         split: str = DRIFT_SPLIT,
     ) -> None:
         keys = standard_component_specs

@@ -8,7 +8,7 @@ store and keep CsvExampleGen's (those with an input fingerprint).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from tfx import types
 from tfx.dsl.components.common import resolver
@@ -47,7 +47,7 @@ class PreviousSpanStrategy(resolver.ResolverStrategy):
 
     def resolve_artifacts(
         self, store: Any, input_dict: typing_utils.ArtifactMultiMap
-    ) -> Optional[typing_utils.ArtifactMultiMap]:
+    ) -> typing_utils.ArtifactMultiMap | None:
         current = list(input_dict.get(CURRENT_KEY, []))
         empty = {CURRENT_KEY: current, EXAMPLES_KEY: [], HISTORY_KEY: []}
         if not current:
@@ -115,7 +115,7 @@ class SpanWindowStrategy(resolver.ResolverStrategy):
 
     def resolve_artifacts(
         self, store: Any, input_dict: typing_utils.ArtifactMultiMap
-    ) -> Optional[typing_utils.ArtifactMultiMap]:
+    ) -> typing_utils.ArtifactMultiMap | None:
         current = list(input_dict.get(CURRENT_KEY, []))
         if not current:
             return {CURRENT_KEY: [], EXAMPLES_KEY: []}

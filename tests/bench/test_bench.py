@@ -88,7 +88,9 @@ def test_quick_benchmark_writes_every_field(tmp_path: Path) -> None:
     for ref in report["reference"]:
         assert {"CsvExampleGen", "Transform", "Trainer", "Evaluator", "Pusher"} <= set(ref["components"])
     for ours in report["ours_cold"]:
-        assert {"CsvExampleGen", "DriftValidator", "Transform", "Trainer", "Evaluator", "Pusher"} <= set(ours["components"])
+        assert {"CsvExampleGen", "DriftValidator", "Transform", "Trainer", "Evaluator", "Pusher"} <= set(
+            ours["components"]
+        )
         assert ours["components"]["Trainer"] > 0
     # The warm run re-ran nothing: every component came from the cache in well under a second.
     assert report["warm"]["components"] and max(report["warm"]["components"].values()) < 1.0
@@ -96,7 +98,12 @@ def test_quick_benchmark_writes_every_field(tmp_path: Path) -> None:
     assert report["scaling"]["10x"]["rows"] == 10 * report["scaling"]["1x"]["rows"] > 0
     assert all(p["ratio"] > 0 and p["ours"] > 0 and p["reference"] > 0 for p in report["pairs"])
     assert {g["goal"] for g in report["goals"]} == {
-        "cold_over_reference", "warm_over_reference", "time_10x_over_1x", "peak_rss_10x_mib", "auc", "accuracy",
+        "cold_over_reference",
+        "warm_over_reference",
+        "time_10x_over_1x",
+        "peak_rss_10x_mib",
+        "auc",
+        "accuracy",
     }
     assert all(g["value"] > 0 for g in report["goals"])
     assert "ours-1" in done.stdout and "goal" in done.stdout  # the printed table

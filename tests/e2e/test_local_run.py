@@ -8,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from models.features import Dtype, load_spec
-
 from typer.testing import CliRunner
 
+from models.features import Dtype, load_spec
 from pipeline.cli import app
 from pipeline.run import run_local
 from tests.conftest import read_rows
@@ -29,7 +27,9 @@ def _versions(base: str) -> list[str]:
 def test_every_component_ran_and_every_artifact_exists(trained_run):
     summary = trained_run.summary
     resolvers = {"LatestBlessedModelResolver", "PreviousSpanStatistics", "TrainingWindow"}
-    assert {c.node_id: c.status for c in summary.components if c.node_id in resolvers} == dict.fromkeys(resolvers, "resolved")
+    assert {c.node_id: c.status for c in summary.components if c.node_id in resolvers} == dict.fromkeys(
+        resolvers, "resolved"
+    )
     assert [c.status for c in summary.components if c.node_id not in resolvers] == ["done"] * 10
     # Flat data is one span (0): nothing earlier to compare with.
     assert summary.span == 0
@@ -119,9 +119,9 @@ def test_both_serving_signatures_agree_on_the_same_rows(pushed_model_dir):
     assert len(rows) > 20
     model = tf.saved_model.load(str(pushed_model_dir))
     assert {"serving_default", "serving_tf_example", "transform_features"} <= set(model.signatures)
-    by_example = model.signatures["serving_tf_example"](
-        examples=tf.constant([_as_example(header, r) for r in rows])
-    )["probabilities"].numpy()
+    by_example = model.signatures["serving_tf_example"](examples=tf.constant([_as_example(header, r) for r in rows]))[
+        "probabilities"
+    ].numpy()
     by_json = model.signatures["serving_default"](**_as_columns(header, rows))["probabilities"].numpy()
     assert by_example.shape == (len(rows),)
     np.testing.assert_allclose(by_example, by_json, rtol=1e-6, atol=1e-6)

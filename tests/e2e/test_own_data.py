@@ -53,7 +53,9 @@ def churn(tmp_path_factory) -> dict:
 def test_init_decides_each_column_and_writes_a_profile_that_loads(churn):
     init = churn["init"]
     assert init.returncode == 0, init.stdout + init.stderr
-    lines = {line.split()[0]: line for line in init.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 2}
+    lines = {
+        line.split()[0]: line for line in init.stdout.splitlines() if line.startswith("  ") and len(line.split()) > 2
+    }
     assert "ID-like: 6000 distinct values" in lines["customer_id"]
     assert "constant" in lines["currency"]
     assert "label" in lines["churned"]
@@ -120,10 +122,22 @@ def test_the_pushed_model_is_served_under_its_own_name(churn):
                 time.sleep(0.5)
         assert status["model_version_status"][0]["version"] == version
         rows = [
-            {"plan": "basic", "region": "south", "signup_channel": "partner", "tenure_months": 3,
-             "support_tickets": 6, "monthly_spend": 150.0},
-            {"plan": "team", "region": "north", "signup_channel": "web", "tenure_months": 110,
-             "support_tickets": 0, "monthly_spend": float("nan")},  # a missing spend, as the client sends it
+            {
+                "plan": "basic",
+                "region": "south",
+                "signup_channel": "partner",
+                "tenure_months": 3,
+                "support_tickets": 6,
+                "monthly_spend": 150.0,
+            },
+            {
+                "plan": "team",
+                "region": "north",
+                "signup_channel": "web",
+                "tenure_months": 110,
+                "support_tickets": 0,
+                "monthly_spend": float("nan"),
+            },  # a missing spend, as the client sends it
         ]
         body = json.dumps({"instances": rows}).encode()  # NaN as TF Serving's JSON accepts it
         request = urllib.request.Request(f"{url}:predict", data=body, headers={"Content-Type": "application/json"})
@@ -146,14 +160,19 @@ def test_nothing_tracked_in_git_changed(churn):
     [
         ("churned =", "label.expr='churned =' is invalid: does not parse: write COLUMN (0/1), COLUMN == VALUE"),
         ("churn == yes", "label.expr='churn == yes' reads column 'churn', which is not in the header"),
-        ("plan", "label.expr='plan' reads 'plan' as 0/1, but it has 3 values (basic, pro, team); "
-                 "name the positive value, e.g. label: plan == team"),
+        (
+            "plan",
+            "label.expr='plan' reads 'plan' as 0/1, but it has 3 values (basic, pro, team); "
+            "name the positive value, e.g. label: plan == team",
+        ),
         ("churned == maybe", "label.expr='churned == maybe': 'maybe' never appears in column 'churned'"),
         ("plan > 3", "label.expr='plan > 3' compares 'plan' with a number, but it holds text"),
     ],
 )
 def test_a_bad_label_is_one_line_naming_the_field(churn, tmp_path, label, message):
-    result = tfxp("init", "--data", str(churn["data"]), "--label", label, "--out", str(tmp_path / "p.yaml"), timeout=300)
+    result = tfxp(
+        "init", "--data", str(churn["data"]), "--label", label, "--out", str(tmp_path / "p.yaml"), timeout=300
+    )
     text = " ".join(result.stdout.split())
     assert result.returncode == 4, result.stdout + result.stderr
     assert message in text
@@ -169,5 +188,7 @@ def test_a_spec_that_disagrees_with_the_schema_is_refused_before_any_work(churn,
     result = tfxp("run", "--profile", str(profile), "--output", str(tmp_path / "out"))
     text = " ".join(result.stdout.split())
     assert result.returncode == 4, result.stdout + result.stderr
-    assert f"features.tenure_months.dtype=float disagrees with the schema {raw['data']['schema_file']} (type INT)" in text
+    assert (
+        f"features.tenure_months.dtype=float disagrees with the schema {raw['data']['schema_file']} (type INT)" in text
+    )
     assert not (tmp_path / "out" / "tfx_root").exists()

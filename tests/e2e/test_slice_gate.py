@@ -47,7 +47,7 @@ def _shuffle_labels(out: Path, company: str) -> Path:
     picked = [r for r in rows if r[c] == company]
     labels = [float(r[tips] or 0) - 0.2 * float(r[fare] or 0) > 1e-3 for r in picked]
     random.Random(0).shuffle(labels)
-    for row, positive in zip(picked, labels):
+    for row, positive in zip(picked, labels, strict=True):
         row[tips] = f"{float(row[fare] or 0) * 0.5 + 1:.2f}" if positive else "0.0"
     return write_csv(out / "data.csv", header, rows).parent
 

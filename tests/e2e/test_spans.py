@@ -297,7 +297,8 @@ def _bad_span(spans, number: int, kind: str) -> Path:
         (
             17,
             "unseen_category",
-            "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES: Examples contain values missing from the schema: Bitcoin",
+            "payment_type: ENUM_TYPE_UNEXPECTED_STRING_VALUES: "
+            "Examples contain values missing from the schema: Bitcoin",
         ),
     ],
 )
@@ -363,9 +364,7 @@ def test_the_data_notebook_shows_statistics_anomalies_and_drift_over_spans(histo
     assert "No anomalies." in text
     tables = [o["data"]["text/html"] for o in _outputs(nb, "text/html")]
     assert any("trip_miles" in t and "missing %" in t for t in tables)  # statistics
-    assert any(
-        "span 2 vs 1" in t and "span 3 vs 2" in t and "span 4 vs 3" in t and "threshold" in t for t in tables
-    )
+    assert any("span 2 vs 1" in t and "span 3 vs 2" in t and "span 4 vs 3" in t and "threshold" in t for t in tables)
     images = _outputs(nb, "image/png")
     assert len(images) == 2  # drift over spans, and the latest comparison
     for i, out in enumerate(images):

@@ -22,7 +22,9 @@ def _tfx(args, env, timeout=600):
     )
 
 
-@pytest.mark.parametrize(("engine", "runner"), [("local", "runners/local_runner.py"), ("beam", "runners/beam_runner.py")])
+@pytest.mark.parametrize(
+    ("engine", "runner"), [("local", "runners/local_runner.py"), ("beam", "runners/beam_runner.py")]
+)
 def test_create_then_run(fixture_data_dir, tmp_path, engine, runner):
     cfg = load_config("local", {"output_dir": str(tmp_path / "out"), "data.root": str(fixture_data_dir)})
     profile = tmp_path / "profile.yaml"
@@ -40,7 +42,7 @@ def test_create_then_run(fixture_data_dir, tmp_path, engine, runner):
     env = {**os.environ, "HOME": str(tmp_path), "TFXP_PROFILE": str(profile)}
     created = _tfx(["pipeline", "create", "--engine", engine, "--pipeline_path", runner], env)
     assert created.returncode == 0, created.stdout + created.stderr
-    assert f"Pipeline \"{cfg.name}\" created successfully." in created.stdout
+    assert f'Pipeline "{cfg.name}" created successfully.' in created.stdout
     ran = _tfx(["run", "create", "--engine", engine, "--pipeline_name", cfg.name], env)
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     nodes = latest_run(cfg.metadata_path, cfg.name)

@@ -12,7 +12,6 @@ import pytest
 import tensorflow as tf
 
 from models.features import Dtype, load_spec
-
 from models.signatures import OUTPUT_KEY
 from tests.conftest import read_rows
 
@@ -49,7 +48,7 @@ def rides() -> list[dict[str, str]]:
     header, rows = read_rows()
     out = []
     for row in rows:
-        ride = dict(zip(header, row))
+        ride = dict(zip(header, row, strict=True))
         ints = [ride[f.name] for f in FEATURES if f.dtype is Dtype.INT]
         if all(ints) and ride["payment_type"] in ("Cash", "Credit Card") and ride["company"] in COMPANIES:
             out.append(ride)

@@ -21,7 +21,12 @@ def test_the_shift_is_found_on_fare_only(loop):
     _, outcome = loop
     result = outcome["result"]
     assert result.verdict == "alert"
-    flagged = {(kind, d.feature) for kind, ds in (("skew", result.skew[0].distances), ("drift", result.drift)) for d in ds if d.exceeded}
+    flagged = {
+        (kind, d.feature)
+        for kind, ds in (("skew", result.skew[0].distances), ("drift", result.drift))
+        for d in ds
+        if d.exceeded
+    }
     assert flagged == {("skew", "fare"), ("drift", "fare")}
 
 

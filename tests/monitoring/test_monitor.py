@@ -17,7 +17,9 @@ from tests.conftest import read_rows
 
 pytestmark = pytest.mark.e2e
 
-BATCH = 1000  # rows per batch: bounded; sent 50 rows a request. Fewer would make a 77-valued feature drift by sampling noise alone
+# Rows per batch: bounded; sent 50 rows a request. Fewer would make a
+# 77-valued feature drift by sampling noise alone.
+BATCH = 1000
 
 
 def _send(url: str, instances: list[dict], request_id: str = "") -> list[str]:
@@ -86,7 +88,9 @@ def test_the_window_is_chosen_one_way(served_traffic):
 def test_the_shifted_batch_is_flagged_on_the_shifted_feature_only(served_traffic, tmp_path):
     metrics = tmp_path / "textfile" / "tfxp.prom"
     page = tmp_path / "monitor.html"
-    result = _monitor(served_traffic, "--rows", str(BATCH), "--json", "--metrics-file", str(metrics), "--html", str(page))
+    result = _monitor(
+        served_traffic, "--rows", str(BATCH), "--json", "--metrics-file", str(metrics), "--html", str(page)
+    )
     assert result.exit_code == 5, result.output
     data = json.loads(result.output)
     skew = {f["feature"]: f for f in data["skew"][0]["features"]}
@@ -118,7 +122,9 @@ def test_the_normal_window_alone_passes(served_traffic):
             ex = tf.train.Example.FromString(r.numpy())
             if ex.features.feature["serving.timestamp_micros"].int64_list.value[0] / 1e6 <= until:
                 w.write(r.numpy())
-    result = CliRunner().invoke(app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(cut)])
+    result = CliRunner().invoke(
+        app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(cut)]
+    )
     shutil.rmtree(cut)
     assert result.exit_code == 0, result.output
     assert "Verdict: OK: every distance within its threshold" in result.output
@@ -127,8 +133,12 @@ def test_the_normal_window_alone_passes(served_traffic):
 
 def test_a_small_window_gets_no_verdict_and_no_log_is_one_line(served_traffic, tmp_path):
     result = _monitor(served_traffic, "--rows", "20")
-    assert result.exit_code == 6 and "fewer than monitoring.min_window_rows=300: no verdict" in " ".join(result.output.split())
-    result = CliRunner().invoke(app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(tmp_path)])
+    assert result.exit_code == 6 and "fewer than monitoring.min_window_rows=300: no verdict" in " ".join(
+        result.output.split()
+    )
+    result = CliRunner().invoke(
+        app, ["monitor", "--output", served_traffic["cfg"].output_dir, "--request-log", str(tmp_path)]
+    )
     assert result.exit_code == 4 and "holds no request log" in result.output
 
 

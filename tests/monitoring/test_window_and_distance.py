@@ -63,7 +63,12 @@ def test_missing_encodings_are_read_as_missing():
         "fare": [float("nan"), 2.0],
     }
     cleaned = drop_missing_encodings(served, spec, reference)
-    assert cleaned == {"company": [b"Flash Cab"], "dropoff_community_area": [8], "trip_start_hour": [0, 5], "fare": [2.0]}
+    assert cleaned == {
+        "company": [b"Flash Cab"],
+        "dropoff_community_area": [8],
+        "trip_start_hour": [0, 5],
+        "fare": [2.0],
+    }
 
 
 def test_values_come_from_serialized_examples():
@@ -106,9 +111,18 @@ def test_no_log_says_what_to_turn_on(tmp_path):
 
 def test_prometheus_textfile_names_every_distance():
     result = MonitorResult(
-        "/log", 200, 200, 0, 1.0, 2.0, {3: 200},
+        "/log",
+        200,
+        200,
+        0,
+        1.0,
+        2.0,
+        {3: 200},
         skew=[VersionSkew(3, 200, [Distance("fare", "JSD", 0.5, 0.12)])],
-        drift=[Distance("payment_type", "L-inf", 0.01, 0.05)], predictions=[], notes=[], min_rows=100,
+        drift=[Distance("payment_type", "L-inf", 0.01, 0.05)],
+        predictions=[],
+        notes=[],
+        min_rows=100,
     )
     text = prometheus_text(result, "taxi")
     assert 'tfxp_monitor_alert{model="taxi"} 1\n' in text

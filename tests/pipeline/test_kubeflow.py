@@ -124,7 +124,9 @@ def test_steps_run_the_image_and_push_under_the_pipeline_root(compiled):
     assert classes["Trainer"] == "tfx.components.trainer.executor.GenericExecutor"
     assert classes["Pusher"] == "pipeline.components.pusher.AtomicPushExecutor"
     assert not [c for c in classes.values() if "google_cloud_ai_platform" in c]
-    push = json.loads(spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"])
+    push = json.loads(
+        spec["root"]["dag"]["tasks"]["Pusher"]["inputs"]["parameters"]["push_destination"]["runtimeValue"]["constant"]
+    )
     assert push["filesystem"]["base_directory"] == "s3://mlpipeline/taxi-pipeline/serving_model/taxi"
 
 
@@ -157,7 +159,9 @@ def test_a_portable_profile_points_beam_at_a_flink_cluster(tmp_path):
         portable = options.view_as(PortableOptions)
         assert options.view_as(StandardOptions).runner == "PortableRunner"
         assert (portable.job_endpoint, portable.environment_type, portable.environment_config) == (
-            "flink-jobserver.flink:8099", "EXTERNAL", "localhost:50000"
+            "flink-jobserver.flink:8099",
+            "EXTERNAL",
+            "localhost:50000",
         )
 
 
@@ -170,7 +174,10 @@ def test_a_docker_harness_runs_the_pipeline_image():
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"beam.job_endpoint": ""}, "beam.job_endpoint='' is invalid: PortableRunner needs the Flink or Spark job server"),
+        (
+            {"beam.job_endpoint": ""},
+            "beam.job_endpoint='' is invalid: PortableRunner needs the Flink or Spark job server",
+        ),
         ({"beam.environment_config": ""}, "beam.environment_config='' is invalid: EXTERNAL needs it"),
         ({"beam.environment_type": "LOOPBACK"}, "beam.environment_type='LOOPBACK' is invalid: must be one of DOCKER"),
     ],
@@ -204,13 +211,29 @@ def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path, no_kfp_env
         result = CliRunner().invoke(
             app,
             [
-                "submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url,
-                "--experiment", "taxi-nightly", "--namespace", "team-a", "--token-file", str(token),
-                "--parameter", "data_root=s3://mlpipeline/other", "--parameter", 'train_args={"num_steps": 50}',
+                "submit",
+                "--target",
+                "kubeflow",
+                "--template",
+                str(path),
+                "--host",
+                fake.url,
+                "--experiment",
+                "taxi-nightly",
+                "--namespace",
+                "team-a",
+                "--token-file",
+                str(token),
+                "--parameter",
+                "data_root=s3://mlpipeline/other",
+                "--parameter",
+                'train_args={"num_steps": 50}',
             ],
         )
     assert result.exit_code == 0, result.output
-    assert f"Submitted run r-1 of taxi-pipeline (version v-1) to experiment 'taxi-nightly' at {fake.url}" in result.output
+    assert (
+        f"Submitted run r-1 of taxi-pipeline (version v-1) to experiment 'taxi-nightly' at {fake.url}" in result.output
+    )
     assert f"Run: {fake.url}/#/runs/details/r-1" in result.output
     assert {r["headers"].get("authorization") for r in fake.requests} == {"Bearer sa-token-123"}
     (upload,) = fake.sent("POST", "/pipelines/upload")
@@ -233,7 +256,9 @@ def test_submit_with_a_session_cookie_adds_a_version_to_the_existing_pipeline(co
     _, path, _ = compiled
     monkeypatch.setenv("KF_PIPELINES_COOKIE", "authservice_session=abc123")
     with FakeKfp(existing_pipeline="taxi-pipeline") as fake:
-        result = CliRunner().invoke(app, ["submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url])
+        result = CliRunner().invoke(
+            app, ["submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url]
+        )
     assert result.exit_code == 0, result.output
     assert fake.sent("GET", "/healthz")  # no namespace given: kfp asks whether the cluster is multi-user
     assert {r["headers"].get("cookie") for r in fake.requests} == {"authservice_session=abc123"}
@@ -253,8 +278,22 @@ def test_dry_run_prints_the_request_and_sends_nothing(compiled, tmp_path, no_kfp
     token.write_text("secret-token")
     result = CliRunner().invoke(
         app,
-        ["submit", "--target", "kubeflow", "--template", str(path), "--host", "http://127.0.0.1:9",
-         "--namespace", "team-a", "--token-file", str(token), "--parameter", "data_root=gs://b/d", "--dry-run"],
+        [
+            "submit",
+            "--target",
+            "kubeflow",
+            "--template",
+            str(path),
+            "--host",
+            "http://127.0.0.1:9",
+            "--namespace",
+            "team-a",
+            "--token-file",
+            str(token),
+            "--parameter",
+            "data_root=gs://b/d",
+            "--dry-run",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "secret-token" not in result.output
@@ -280,9 +319,14 @@ def _closed_port() -> int:
     [
         ([], "--host is missing: give the Kubeflow Pipelines API URL"),
         (["--host", "localhost:8080"], "must be an http:// or https:// URL"),
-        (["--host", "http://127.0.0.1:9", "--parameter", "steps=3"],
-         "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args"),
-        (["--host", "http://127.0.0.1:9", "--token-file", "/nonexistent/token"], "token file /nonexistent/token does not exist"),
+        (
+            ["--host", "http://127.0.0.1:9", "--parameter", "steps=3"],
+            "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args",
+        ),
+        (
+            ["--host", "http://127.0.0.1:9", "--token-file", "/nonexistent/token"],
+            "token file /nonexistent/token does not exist",
+        ),
         (["--host", "CLOSED"], "Failed to establish a new connection: [Errno 111] Connection refused): check --host"),
     ],
 )
@@ -303,8 +347,19 @@ def test_a_refused_token_says_to_check_it(compiled, tmp_path, no_kfp_env, namesp
     token.write_text("expired")
     with FakeKfp(token="fresh") as fake:
         result = CliRunner().invoke(
-            app, ["submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url,
-                  "--token-file", str(token), *namespace],
+            app,
+            [
+                "submit",
+                "--target",
+                "kubeflow",
+                "--template",
+                str(path),
+                "--host",
+                fake.url,
+                "--token-file",
+                str(token),
+                *namespace,
+            ],
         )
     # Without a namespace kfp's health check asks first: refused once, not retried.
     assert [r["path"].rsplit("/", 1)[-1] for r in fake.requests] == (["pipelines"] if namespace else ["healthz"])

@@ -6,9 +6,8 @@ import os
 import subprocess
 import sys
 
-import yaml
-
 import pytest
+import yaml
 from google.protobuf import json_format
 from kfp.pipeline_spec import pipeline_spec_pb2
 from typer.testing import CliRunner
@@ -263,14 +262,26 @@ def test_submit_sends_the_request_vertex_expects(compiled, offline_google, tmp_p
     tasks = body["pipelineSpec"]["root"]["dag"]["tasks"]
     assert {t.get("cachingOptions", {}).get("enableCache", False) for t in tasks.values()} == {False}
     assert set(tasks) >= {"CsvExampleGen", "Trainer", "Pusher"}
-    assert f"Submitted projects/p1/locations/us-central1/pipelineJobs/{request['query']['pipelineJobId'][0]}" in result.output
+    job_id = request["query"]["pipelineJobId"][0]
+    assert f"Submitted projects/p1/locations/us-central1/pipelineJobs/{job_id}" in result.output
 
 
 def test_dry_run_prints_the_request_without_credentials(compiled, offline_google):
     _, path, _ = compiled
     result = CliRunner().invoke(
-        app, ["submit", "--template", str(path), "--project", "p1", "--region", "europe-west4",
-              "--parameter", "data_root=gs://x/y", "--dry-run"],
+        app,
+        [
+            "submit",
+            "--template",
+            str(path),
+            "--project",
+            "p1",
+            "--region",
+            "europe-west4",
+            "--parameter",
+            "data_root=gs://x/y",
+            "--dry-run",
+        ],
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
@@ -283,10 +294,15 @@ def test_dry_run_prints_the_request_without_credentials(compiled, offline_google
     [
         (["--region", "us-central1"], "--project is missing"),
         (["--project", "p1"], "--region is missing"),
-        (["--project", "p1", "--region", "us-central1", "--parameter", "steps=3"],
-         "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args"),
+        (
+            ["--project", "p1", "--region", "us-central1", "--parameter", "steps=3"],
+            "unknown runtime parameter 'steps'; the pipeline declares: data_root, train_args",
+        ),
         (["--project", "p1", "--region", "us-central1", "--parameter", "data_root"], "must look like key=value"),
-        (["--project", "p1", "--region", "us-central1"], "no Google Cloud credentials found: run `gcloud auth application-default login`"),
+        (
+            ["--project", "p1", "--region", "us-central1"],
+            "no Google Cloud credentials found: run `gcloud auth application-default login`",
+        ),
     ],
 )
 def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, args, message):
@@ -308,14 +324,18 @@ def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, a
         ({"vertex.region": ""}, "vertex.region is missing"),
         ({"vertex.endpoint_name": "taxi-endpoint"}, "vertex.serving_image_uri is missing"),
         (
-            {"vertex.endpoint_name": "taxi-endpoint",
-             "vertex.serving_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest"},
+            {
+                "vertex.endpoint_name": "taxi-endpoint",
+                "vertex.serving_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
+            },
             r"serves TensorFlow 2\.15, but the model is trained with TensorFlow 2\.16\.\d+: "
             r"Vertex AI has no prebuilt TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\)",
         ),
         (
-            {"vertex.endpoint_name": "taxi-endpoint",
-             "vertex.serving_image_uri": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-17:latest"},
+            {
+                "vertex.endpoint_name": "taxi-endpoint",
+                "vertex.serving_image_uri": "europe-docker.pkg.dev/vertex-ai/prediction/tf2-gpu.2-17:latest",
+            },
             r"serves TensorFlow 2\.17, but the model is trained with TensorFlow 2\.16",
         ),
     ],
@@ -362,9 +382,20 @@ def test_tfx_cli_create_and_compile_produce_the_same_pipeline(compiled, tmp_path
     }
     for command in ("create", "compile"):
         done = subprocess.run(
-            [f"{venv_bin}/tfx", "pipeline", command, "--engine", "vertex",
-             "--pipeline_path", str(REPO_ROOT / "runners" / "vertex_runner.py")],
-            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+            [
+                f"{venv_bin}/tfx",
+                "pipeline",
+                command,
+                "--engine",
+                "vertex",
+                "--pipeline_path",
+                str(REPO_ROOT / "runners" / "vertex_runner.py"),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert done.returncode == 0, done.stdout + done.stderr
     created = json.loads((tmp_path / "tfx" / "vertex" / "taxi-pipeline" / "pipeline.json").read_text())
@@ -394,8 +425,11 @@ def test_statistics_gen_builds_a_dataflow_job_on_the_pipeline_image(offline_goog
     job = pipeline.run().job
     # The environment Beam sends with the job; the dry run stops before staging, which builds it.
     environment = apiclient.Environment(
-        packages=[], options=job.options, environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
-        proto_pipeline_staged_url="", proto_pipeline=job.proto_pipeline,
+        packages=[],
+        options=job.options,
+        environment_version=apiclient._FNAPI_ENVIRONMENT_MAJOR_VERSION,
+        proto_pipeline_staged_url="",
+        proto_pipeline=job.proto_pipeline,
     ).proto
     assert job.google_cloud_options.project == "my-gcp-project"
     assert job.google_cloud_options.region == "us-central1"

@@ -45,7 +45,9 @@ def screenshot(url: str, out: Path, width: int = 1100, height: int = 3000) -> tu
         capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert out.is_file(), f"chromium wrote no screenshot: {result.stderr[-2000:]}"
-    errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)]
+    errors = [
+        line for line in result.stderr.splitlines() if "CONSOLE" in line and ("Error" in line or "Uncaught" in line)
+    ]
     return Image.open(out).convert("RGB"), errors
 
 
@@ -63,7 +65,6 @@ class DevTools:
     """
 
     def __init__(self, profile_dir: Path, width: int = 1400, height: int = 1800) -> None:
-
 
         port = free_port()
         self.process = subprocess.Popen(

@@ -21,7 +21,9 @@ def execute(output_dir: Path, workdir: Path, run_id: str = "latest") -> nbformat
     assert "OUTPUT_DIR = None" in parameters.source and 'RUN_ID = "latest"' in parameters.source
     parameters.source = parameters.source.replace("OUTPUT_DIR = None", f"OUTPUT_DIR = {str(output_dir)!r}")
     parameters.source = parameters.source.replace('RUN_ID = "latest"', f"RUN_ID = {run_id!r}")
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(workdir)}}
+    ).execute()
     return nb
 
 

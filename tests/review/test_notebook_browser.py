@@ -41,7 +41,10 @@ DRAWN = r"""
   };
   const text = n => n.nodeType === 3 ? n.nodeValue : (n.nodeName === 'STYLE' ? '' :
       (n.shadowRoot ? text(n.shadowRoot) : '') + Array.from(n.childNodes).map(text).join(' '));
-  const box = e => { const r = e ? e.getBoundingClientRect() : {width: 0, height: 0}; return [Math.round(r.width), Math.round(r.height)]; };
+  const box = e => {
+    const r = e ? e.getBoundingClientRect() : {width: 0, height: 0};
+    return [Math.round(r.width), Math.round(r.height)];
+  };
   const charts = (host, hostTag) => deep(host.shadowRoot, 'google-chart')
       .filter(g => g.getRootNode().host && g.getRootNode().host.localName === hostTag)
       .map(g => { const div = g.shadowRoot && g.shadowRoot.getElementById('chartdiv');
@@ -102,7 +105,9 @@ def test_tfma_views_draw_in_the_notebook_that_make_notebook_serves(server, train
     browser = DevTools(tmp_path / "chromium-profile")
     try:
         browser("Page.addScriptToEvaluateOnNewDocument", source=(HERE / "gcharts_stub.js").read_text())
-        browser("Page.navigate", url=f"http://127.0.0.1:{server}/nbclassic/notebooks/model_analysis.ipynb?token={TOKEN}")
+        browser(
+            "Page.navigate", url=f"http://127.0.0.1:{server}/nbclassic/notebooks/model_analysis.ipynb?token={TOKEN}"
+        )
         browser.wait(
             "!!(window.Jupyter && Jupyter.notebook && Jupyter.notebook.kernel && Jupyter.notebook.kernel.is_connected()"
             " && Jupyter.notebook.kernel.widget_manager)",
@@ -125,7 +130,8 @@ def test_tfma_views_draw_in_the_notebook_that_make_notebook_serves(server, train
         ok = (
             "(() => { const r = " + DRAWN + "; return r.slicing.length == 3 && r.series.length == 1"
             " && r.slicing.every(v => v.drawn && v.rows >= 3 && v.tableBox[1] > 0)"
-            " && r.series.every(v => v.drawn && v.rows >= 2 && v.lines.length && v.lines.every(l => l.drawn && l.box[1] > 0))"
+            " && r.series.every(v => v.drawn && v.rows >= 2 && v.lines.length"
+            " && v.lines.every(l => l.drawn && l.box[1] > 0))"
             " ? r : null; })()"
         )
         try:

@@ -108,5 +108,7 @@ def test_the_push_sentence_keeps_the_paths_case():
 
     from review.report import _push_sentence
 
-    cached = SimpleNamespace(pushed_path=None, push_note="nothing new pushed: inputs unchanged, /Data/Taxi/1 still serves")
+    cached = SimpleNamespace(
+        pushed_path=None, push_note="nothing new pushed: inputs unchanged, /Data/Taxi/1 still serves"
+    )
     assert _push_sentence(cached) == "Nothing new pushed: inputs unchanged, /Data/Taxi/1 still serves."

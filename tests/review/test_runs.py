@@ -55,7 +55,9 @@ def test_lineage_runs_from_the_pushed_model_back_to_the_input_files(runs, fixtur
     assert {(n.type, n.producer) for n in lineage.inputs} == {("Model", "Trainer"), ("ModelBlessing", "Evaluator")}
     blessing = _find(lineage, "ModelBlessing", "Evaluator")
     assert blessing.details["blessed"] == 1
-    assert blessing.details["evaluation"].endswith(f"/Evaluator/evaluation/{trained.component('Evaluator').execution_id}")
+    assert blessing.details["evaluation"].endswith(
+        f"/Evaluator/evaluation/{trained.component('Evaluator').execution_id}"
+    )
     # Each artifact's inputs are listed where it first appears: follow the chain to the data.
     model = _find(lineage, "Model", "Trainer", expanded=True)
     graph = next(n for n in model.inputs if (n.type, n.producer) == ("TransformGraph", "Transform"))

@@ -102,7 +102,12 @@ def test_a_slice_key_outside_the_feature_spec_is_named():
 
 def test_the_local_profile_judges_every_slice_feature_and_the_cross():
     cfg = load_config("local")
-    assert cfg.eval.slices == (("trip_start_hour",), ("payment_type",), ("company",), ("payment_type", "trip_start_hour"))
+    assert cfg.eval.slices == (
+        ("trip_start_hour",),
+        ("payment_type",),
+        ("company",),
+        ("payment_type", "trip_start_hour"),
+    )
     # The default slice floor refuses a model at chance (AUC <= 0.55) on any slice of >= 200 rows.
     assert cfg.eval.slice_floors["auc"] > 0.55 and cfg.eval.slice_min_examples <= 200
     assert round(cfg.data.test_fraction, 2) == 0.15
@@ -125,7 +130,9 @@ def test_a_slice_size_larger_than_the_test_split_is_warned_about_up_front():
 def test_yaml_numbers_without_a_dot_are_coerced(tmp_path):
     # PyYAML reads 3e-3 as the string '3e-3'; the typed config makes it a float.
     path = tmp_path / "mine.yaml"
-    path.write_text("data: {root: /d}\ntraining: {learning_rate: 3e-3, hidden_units: [16]}\neval: {floors: {auc: 9e-1}}\n")
+    path.write_text(
+        "data: {root: /d}\ntraining: {learning_rate: 3e-3, hidden_units: [16]}\neval: {floors: {auc: 9e-1}}\n"
+    )
     cfg = load_config(str(path))
     assert cfg.training.learning_rate == 0.003 and cfg.eval.floors == {"auc": 0.9}
     assert cfg.training.hparams.learning_rate == 0.003 and cfg.training.hparams.hidden_units == (16,)
@@ -134,11 +141,26 @@ def test_yaml_numbers_without_a_dot_are_coerced(tmp_path):
 @pytest.mark.parametrize(
     ("yaml_text", "line"),
     [
-        ("training: {learning_rate: fast}", "config field training.learning_rate='fast' is invalid: Input should be a valid number"),
-        ("eval: {floors: {auc: high}}", "config field eval.floors.auc='high' is invalid: Input should be a valid number"),
-        ("training: {train_steps: yes}", "config field training.train_steps=True is invalid: expected a number, got True"),
-        ("training: {hidden_units: [64, 0]}", "config field training.hidden_units[1]=0 is invalid: Input should be greater than or equal to 1"),
-        ("monitoring: {window_rows: 2.5}", "config field monitoring.window_rows=2.5 is invalid: Input should be a valid integer"),
+        (
+            "training: {learning_rate: fast}",
+            "config field training.learning_rate='fast' is invalid: Input should be a valid number",
+        ),
+        (
+            "eval: {floors: {auc: high}}",
+            "config field eval.floors.auc='high' is invalid: Input should be a valid number",
+        ),
+        (
+            "training: {train_steps: yes}",
+            "config field training.train_steps=True is invalid: expected a number, got True",
+        ),
+        (
+            "training: {hidden_units: [64, 0]}",
+            "config field training.hidden_units[1]=0 is invalid: Input should be greater than or equal to 1",
+        ),
+        (
+            "monitoring: {window_rows: 2.5}",
+            "config field monitoring.window_rows=2.5 is invalid: Input should be a valid integer",
+        ),
         ("enable_cache: maybe", "config field enable_cache='maybe' is invalid: Input should be a valid boolean"),
     ],
 )

@@ -18,7 +18,10 @@ def test_shipped_data_passes():
         ("empty_dir", r"empty_dir has no CSV files"),
         ("no_csv", r"no_csv has no CSV files"),
         ("header_only", r"header_only/data.csv has a header but no data rows"),
-        ("label_missing", r"label_missing/data.csv: column\(s\) 'tips' missing from the header \(the label 'big_tipper'"),
+        (
+            "label_missing",
+            r"label_missing/data.csv: column\(s\) 'tips' missing from the header \(the label 'big_tipper'",
+        ),
     ],
 )
 def test_structural_problems_name_the_file_and_what_to_do(bad_data_dir, kind, message):
@@ -44,7 +47,10 @@ def test_the_partition_column_must_be_present_and_filled(tmp_path):
     rows = rows[:50]
     rows[9][header.index("trip_start_timestamp")] = ""
     write_csv(tmp_path / "data.csv", header, rows)
-    with pytest.raises(DataError, match=r"data.csv line 11: trip_start_timestamp is empty, but the train/eval/test "
-                       r"split hashes on it \(data.partition_feature\)"):
+    with pytest.raises(
+        DataError,
+        match=r"data.csv line 11: trip_start_timestamp is empty, but the train/eval/test "
+        r"split hashes on it \(data.partition_feature\)",
+    ):
         check_csv_dir(str(tmp_path), partition_column="trip_start_timestamp")
     assert check_csv_dir(str(tmp_path)).rows == 50  # hashing whole rows needs no such column

@@ -77,5 +77,7 @@ def test_the_shipped_spec_and_schema_agree_on_every_type_and_a_mismatch_is_named
     fare = dataclasses.replace(spec.feature("fare"), dtype=Dtype.INT)
     bad = dataclasses.replace(spec, features=tuple(fare if f.name == "fare" else f for f in spec.features))
     assert isinstance(bad, FeatureSpec)
-    with pytest.raises(DataError, match=r"features\.fare\.dtype=int disagrees with the schema .*schema\.pbtxt \(type FLOAT\)"):
+    with pytest.raises(
+        DataError, match=r"features\.fare\.dtype=int disagrees with the schema .*schema\.pbtxt \(type FLOAT\)"
+    ):
         check_spec_schema(bad, schema)

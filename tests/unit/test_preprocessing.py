@@ -2,10 +2,10 @@
 
 import math
 
+import apache_beam as beam
 import numpy as np
 import pytest
 import tensorflow as tf
-import apache_beam as beam
 import tensorflow_transform as tft
 import tensorflow_transform.beam as tft_beam
 from tensorflow_transform.tf_metadata import schema_utils
@@ -92,7 +92,7 @@ def transformed(tmp_path_factory):
 
 def test_label_is_tips_above_20_percent_of_fare(transformed):
     instances, result = transformed
-    for raw, out in zip(instances, result):
+    for raw, out in zip(instances, result, strict=True):
         tips, fare = raw["tips"][0], raw["fare"][0]
         assert out[LABEL.transformed_name] == int(tips > 0.2 * fare)
     assert 0 < np.mean([o[LABEL.transformed_name] for o in result]) < 1
@@ -113,11 +113,11 @@ def test_numeric_features_are_log_z_scored(transformed):
 
 def test_categoricals_and_vocabularies(transformed):
     instances, result = transformed
-    for raw, out in zip(instances, result):
+    for raw, out in zip(instances, result, strict=True):
         assert out["trip_start_hour_xf"] == raw["trip_start_hour"][0]
     payments = [r["payment_type"][0] for r in instances]
     most_common = max(set(payments), key=payments.count)
-    ids = {r["payment_type"][0]: o["payment_type_xf"] for r, o in zip(instances, result)}
+    ids = {r["payment_type"][0]: o["payment_type_xf"] for r, o in zip(instances, result, strict=True)}
     assert ids[most_common] == 0  # vocabularies are ordered by frequency
     assert len(set(ids.values())) == len(ids)
 
@@ -125,7 +125,7 @@ def test_categoricals_and_vocabularies(transformed):
 def test_missing_values_are_filled_not_dropped(transformed):
     instances, result = transformed
     assert len(result) == len(instances)
-    missing = [o for r, o in zip(instances, result) if not r["company"]]
+    missing = [o for r, o in zip(instances, result, strict=True) if not r["company"]]
     assert missing, "the first 200 rows include rides with no company"
     # Every missing company maps to the same id (the vocabulary entry for "").
     assert len({o["company_xf"] for o in missing}) == 1

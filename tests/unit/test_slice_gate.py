@@ -7,7 +7,6 @@ slices built to fail, and leave alone the ones too small to judge.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -155,13 +154,18 @@ def test_a_model_no_better_than_the_majority_class_is_refused(tmp_path):
     config = eval_config(cfg, LABEL_KEY)
     del config.model_specs[:]
     config.model_specs.add(
-        label_keys={OUTPUT_KEY: LABEL_KEY, RULE_OUTPUT: LABEL_KEY}, prediction_keys={OUTPUT_KEY: "model", RULE_OUTPUT: "rule"}
+        label_keys={OUTPUT_KEY: LABEL_KEY, RULE_OUTPUT: LABEL_KEY},
+        prediction_keys={OUTPUT_KEY: "model", RULE_OUTPUT: "rule"},
     )
     tfma.run_model_analysis(eval_config=config, data_location=str(path), output_path=str(tmp_path))
     ev = load_evaluation(str(tmp_path))
     assert not ev.blessed
     [failure] = ev.failures
-    assert (failure.kind, failure.slice, failure.config_key) == ("majority", "Overall", "eval.min_lift_over_majority.binary_accuracy")
+    assert (failure.kind, failure.slice, failure.config_key) == (
+        "majority",
+        "Overall",
+        "eval.min_lift_over_majority.binary_accuracy",
+    )
     assert failure.value == pytest.approx(0.0, abs=1e-9)  # exactly the majority class's accuracy
     assert str(failure) == (
         "Overall: binary_accuracy beats the majority class by +0.0000; needs +0.0100 "
@@ -181,10 +185,7 @@ def test_thresholds_exist_for_every_slice_and_the_metrics_module_imports_by_name
     config = eval_config(cfg, LABEL_KEY)
     thresholds = metric_specs.metric_thresholds_from_metrics_specs(config.metrics_specs, eval_config=config)
     judged = {
-        tuple(spec.feature_keys)
-        for key, specs in thresholds.items()
-        if key.name == "judged_auc"
-        for spec, _ in specs
+        tuple(spec.feature_keys) for key, specs in thresholds.items() if key.name == "judged_auc" for spec, _ in specs
     }
     assert judged == set(cfg.slices)
     overall = {key.name for key, specs in thresholds.items() if all(not spec.feature_keys for spec, _ in specs)}
@@ -207,6 +208,11 @@ def test_the_metric_code_is_in_the_evaluators_cache_key():
 
     from pipeline.slice_gate import source_fingerprint
 
-    configs = [json.loads(m.config) for spec in eval_config(EvalConfig(), LABEL_KEY).metrics_specs for m in spec.metrics if m.module]
+    configs = [
+        json.loads(m.config)
+        for spec in eval_config(EvalConfig(), LABEL_KEY).metrics_specs
+        for m in spec.metrics
+        if m.module
+    ]
     assert configs and all(c["source"] == source_fingerprint() for c in configs)
     assert len(source_fingerprint()) == 16

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import math
 from pathlib import Path
 
@@ -20,7 +21,7 @@ SPEC = load_spec()
 def csv_examples(count: int) -> tuple[list[dict[str, str]], list[bytes]]:
     """The first ``count`` rows of data.csv, and the same rows as tf.Examples (empty cells left out)."""
     with open(DATA_CSV, newline="") as f:
-        rows = [r for _, r in zip(range(count), csv.DictReader(f))]
+        rows = list(itertools.islice(csv.DictReader(f), count))
     examples = []
     for row in rows:
         example = tf.train.Example()
@@ -59,7 +60,7 @@ def test_warmup_logs_are_predict_requests_for_both_serving_signatures(tmp_path: 
     for feat in SPEC.features:
         got = tf.make_ndarray(batch8.inputs[feat.name])
         assert got.shape == (8,)
-        for value, row in zip(got, rows):
+        for value, row in zip(got, rows, strict=True):
             cell = row[feat.name]
             if feat.dtype is Dtype.FLOAT:
                 assert math.isnan(value) if not cell else value == np.float32(cell)

@@ -138,7 +138,7 @@ def test_schema_validate_reads_the_servers_request_log(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "requests-0.tfrecord")) as writer:
         for row in rows[:500]:
             ex = tf.train.Example()
-            for name, value in zip(header, row):
+            for name, value in zip(header, row, strict=True):
                 if name == "tips" or value == "":
                     continue
                 f = ex.features.feature[name]
@@ -220,7 +220,8 @@ def test_skew_between_training_and_serving_uses_the_skew_comparators(tmp_path):
 
 def test_schema_update_adds_only_the_new_column(tmp_path):
     header, rows = read_rows()
-    data = write_csv(tmp_path / "data" / "data.csv", header + ["tolls"], [r + [f"{i % 3}.5"] for i, r in enumerate(rows)])
+    tolls = [r + [f"{i % 3}.5"] for i, r in enumerate(rows)]
+    data = write_csv(tmp_path / "data" / "data.csv", header + ["tolls"], tolls)
     out = tmp_path / "updated.pbtxt"
     before = SCHEMA.read_bytes()
     result = CliRunner().invoke(app, ["schema", "update", "--data", str(data.parent), "--out", str(out)])
