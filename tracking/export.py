@@ -33,8 +33,10 @@ REPORT_ARTIFACT = "report.html"
 # MLflow's own rule for metric, param and tag names (mlflow.utils.validation),
 # less "/", which separates a metric from its slice's parts here.
 _REFUSED = re.compile(r"[^\w.\- :]")
+_NEXT_FEATURE = re.compile(r", (?=\w+=)")
 _MAX_NAME = 250  # mlflow.utils.validation.MAX_ENTITY_KEY_LENGTH
 _MAX_BATCH = 100  # params or tags per log_batch (MAX_PARAMS_TAGS_PER_BATCH)
+_MAX_METRICS = 1000  # metrics per log_batch (MAX_METRICS_PER_BATCH)
 
 # How long an export waits for an unreachable tracking server. MLflow's own
 # defaults (7 retries, doubling back-off) wait about 4 minutes at the end of a
@@ -75,7 +77,8 @@ def slice_path(slice_name: str) -> str:
     """TFMA's "feature=value[, feature=value]" as MLflow name parts: ``payment_type/Cash``."""
     if slice_name == "Overall":
         return ""
-    pairs = [p.split("=", 1) for p in slice_name.split(", ")]
+    # Split where a feature name follows: a value may hold ", " itself (company names do).
+    pairs = [p.split("=", 1) for p in _NEXT_FEATURE.split(slice_name)]
     return "/".join(name_part(part) for pair in pairs for part in pair)
 
 
@@ -207,17 +210,6 @@ def run_tags(cfg: PipelineConfig, run: Any, summary: Any) -> dict[str, str]:
     return tags
 
 
-@contextmanager
-def _bounded_http() -> Iterator[None]:
-    missing = [k for k in _HTTP_DEFAULTS if k not in os.environ]
-    os.environ.update({k: _HTTP_DEFAULTS[k] for k in missing})
-    try:
-        yield
-    finally:
-        for k in missing:
-            os.environ.pop(k, None)
-
-
 def _artifact_location(uri: str, experiment: str) -> str | None:
     """Beside a local SQLite store: MLflow's default is ./mlruns under whatever directory the export ran in."""
     if not uri.startswith("sqlite:///"):
@@ -243,6 +235,9 @@ def export_run(
     MLflow side (not installed, unreachable, refused). ``started_after`` (unix
     seconds) refuses a run older than that: what `tfxp run` exports must be its own.
     """
+    from review.report import collect, render
+    from review.runs import show_run
+
     uri = uri or cfg.tracking.mlflow_uri
     if not uri:
         raise TrackingError("no MLflow tracking URI: set tracking.mlflow_uri or pass --mlflow URI")
@@ -252,49 +247,61 @@ def export_run(
         raise TrackingError(
             f"MLflow is not installed ({exc}): pip install -e '.[mlflow]' or the version in requirements.lock"
         ) from None
-    from review.report import collect, render
-
-    data = collect(cfg, run_id)
-    run, summary = data.run, data.summary
+    run, _ = show_run(cfg.metadata_path, cfg.name, run_id)
     if started_after is not None and run.started < started_after - 1:
         raise TrackingError(f"this run recorded nothing in {cfg.metadata_path} (the newest run there is {run.run_id})")
     experiment = cfg.tracking.experiment or cfg.name
+    # The store first: an unreachable one fails before the report is rendered.
+    with _mlflow_errors(uri):
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = (
+            found.experiment_id if found else client.create_experiment(experiment, _artifact_location(uri, experiment))
+        )
+    data = collect(cfg, run.run_id)
+    summary = data.summary
     metrics, slice_names = evaluation_metrics(summary.evaluation) if summary and summary.evaluation else ({}, {})
-    params = run_params(cfg, run, summary.span if summary else None)
-    tags = run_tags(cfg, run, summary)
-    ended_ms = int((run.started + run.seconds) * 1000)
+    artifacts = {SLICES_ARTIFACT: json.dumps(slice_names, indent=2, sort_keys=True), REPORT_ARTIFACT: render(data)}
+    with _mlflow_errors(uri):
+        mlflow_run_id, created, kept = _log(
+            client,
+            experiment_id,
+            run,
+            run_params(cfg, run, summary.span if summary else None),
+            metrics,
+            run_tags(cfg, run, summary),
+            artifacts,
+        )
+    return Exported(uri, experiment, mlflow_run_id, run.run_id, created, len(metrics), kept)
+
+
+@contextmanager
+def _mlflow_errors(uri: str) -> Iterator[None]:
+    """MLflow's own, requests' and SQLAlchemy's errors as one TrackingError; with a bounded wait for a server."""
+    missing = [k for k in _HTTP_DEFAULTS if k not in os.environ]
+    os.environ.update({k: _HTTP_DEFAULTS[k] for k in missing})
     try:
-        with _bounded_http():
-            return _log(
-                MlflowClient(tracking_uri=uri), uri, experiment, run, ended_ms, params, metrics, tags,
-                {SLICES_ARTIFACT: json.dumps(slice_names, indent=2, sort_keys=True), REPORT_ARTIFACT: render(data)},
-            )
-    except TrackingError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - MLflow raises its own, requests' and SQLAlchemy's errors
+        yield
+    except Exception as exc:  # noqa: BLE001 - turned into the one line that names it
         raise TrackingError(_why(exc, uri)) from exc
+    finally:
+        for k in missing:
+            os.environ.pop(k, None)
 
 
 def _log(
     client: Any,
-    uri: str,
-    experiment: str,
+    experiment_id: str,
     run: Any,
-    ended_ms: int,
     params: dict[str, str],
     metrics: dict[str, float],
     tags: dict[str, str],
     artifacts: dict[str, str],
-) -> Exported:
+) -> tuple[str, bool, tuple[str, ...]]:
+    """Create the MLflow run, or find the one an earlier export made; log everything; return (id, created, kept)."""
     from mlflow.entities import Metric, Param, RunTag
 
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id if found else client.create_experiment(experiment, _artifact_location(uri, experiment))
-    )
-    earlier = client.search_runs(
-        [experiment_id], filter_string=f"tags.{RUN_ID_TAG} = '{run.run_id}'", max_results=1
-    )
+    earlier = client.search_runs([experiment_id], filter_string=f"tags.{RUN_ID_TAG} = '{run.run_id}'", max_results=1)
     if earlier:
         mlflow_run = earlier[0]
         recorded = mlflow_run.data.params
@@ -304,21 +311,25 @@ def _log(
         mlflow_run, kept = client.create_run(experiment_id, start_time=int(run.started * 1000)), ()
     run_uuid = mlflow_run.info.run_id
     # One timestamp and step per metric: a second export logs the same points again, which MLflow keeps once.
+    ended_ms = int((run.started + run.seconds) * 1000)
     points = [Metric(k, v, ended_ms, 0) for k, v in sorted(metrics.items())]
-    for i in range(0, len(points), 1000):
-        client.log_batch(run_uuid, metrics=points[i : i + 1000])
-    items = sorted(params.items())
-    for i in range(0, len(items), _MAX_BATCH):
-        client.log_batch(run_uuid, params=[Param(k, v) for k, v in items[i : i + _MAX_BATCH]])
-    tag_items = sorted(tags.items())
-    for i in range(0, len(tag_items), _MAX_BATCH):
-        client.log_batch(run_uuid, tags=[RunTag(k, v) for k, v in tag_items[i : i + _MAX_BATCH]])
+    for i in range(0, len(points), _MAX_METRICS):
+        client.log_batch(run_uuid, metrics=points[i : i + _MAX_METRICS])
+    for batch in _batches(sorted(params.items())):
+        client.log_batch(run_uuid, params=[Param(k, v) for k, v in batch])
+    for batch in _batches(sorted(tags.items())):
+        client.log_batch(run_uuid, tags=[RunTag(k, v) for k, v in batch])
     with tempfile.TemporaryDirectory(prefix="tfxp-mlflow-") as scratch:
         for name, text in artifacts.items():
             (Path(scratch) / name).write_text(text, encoding="utf-8")
             client.log_artifact(run_uuid, str(Path(scratch) / name))
     client.set_terminated(run_uuid, "FINISHED" if run.status == "succeeded" else "FAILED", end_time=ended_ms)
-    return Exported(uri, experiment, run_uuid, run.run_id, not earlier, len(points), kept)
+    return run_uuid, not earlier, kept
+
+
+def _batches(items: list[tuple[str, str]]) -> Iterator[list[tuple[str, str]]]:
+    for i in range(0, len(items), _MAX_BATCH):
+        yield items[i : i + _MAX_BATCH]
 
 
 def track_run(cfg: PipelineConfig, started_after: float) -> str:
