@@ -123,11 +123,8 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
     """A config as ``section.field`` params; mappings one entry each, the feature spec as its JSON."""
     if hasattr(value, "to_json"):  # the FeatureSpec
         yield prefix, value.to_json()
-    elif dataclasses.is_dataclass(value) or hasattr(value, "model_dump"):
-        fields = (
-            [f.name for f in dataclasses.fields(value)] if dataclasses.is_dataclass(value) else list(value.model_dump())
-        )
-        for field in fields:
+    elif hasattr(value, "model_fields"):  # a pydantic config section
+        for field in type(value).model_fields:
             yield from _flatten(f"{prefix}.{field}", getattr(value, field))
     elif isinstance(value, Mapping) and value:
         for key in sorted(value):

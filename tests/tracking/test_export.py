@@ -229,12 +229,8 @@ def test_the_runs_export_command_logs_updates_and_fails_in_one_line(exported, tr
     assert unknown.exit_code == 1 and unknown.output.startswith("error: MLflow export failed: unknown run 'no-such-run'")
 
 
-def test_the_automatic_export_never_raises(trained_run, tmp_path, monkeypatch):
-    import dataclasses
-
-    cfg = dataclasses.replace(
-        trained_run.cfg, tracking=dataclasses.replace(trained_run.cfg.tracking, mlflow_uri=_sqlite(tmp_path / "m.db"))
-    )
+def test_the_automatic_export_never_raises(trained_run, fixture_data_dir, tmp_path, monkeypatch):
+    cfg = fast_config(fixture_data_dir, Path(trained_run.cfg.output_dir), **{"tracking.mlflow_uri": _sqlite(tmp_path / "m.db")})
     # A run that recorded nothing in MLMD (refused before its first component) must not export an older one.
     stale = track_run(cfg, started_after=4_102_444_800)  # 2100-01-01
     assert stale.startswith("MLflow export failed, the run is unaffected: this run recorded nothing in ")
