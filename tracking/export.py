@@ -17,9 +17,14 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pipeline.config import PipelineConfig
+from pipeline.config import PROJECT_ROOT, PipelineConfig
+
+if TYPE_CHECKING:
+    from pipeline.results import Evaluation
+    from pipeline.run import RunSummary
+    from review.runs import ComponentRun, RunInfo
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +108,7 @@ def metric_name(metric: str, path: str, prefix: str = "") -> str:
     return name[:_MAX_NAME]
 
 
-def evaluation_metrics(evaluation: Any) -> tuple[dict[str, float], dict[str, str]]:
+def evaluation_metrics(evaluation: Evaluation) -> tuple[dict[str, float], dict[str, str]]:
     """MLflow metrics from a :class:`pipeline.results.Evaluation`, and each slice path's TFMA name.
 
     The candidate's metrics are unprefixed; ``baseline/`` holds the baseline
@@ -135,7 +140,7 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
         yield prefix, json.dumps(value, default=str)
 
 
-def _recorded(component: Any, key: str) -> Any:
+def _recorded(component: ComponentRun | None, key: str) -> Any:
     """An execution property that TFX recorded as JSON (custom_config, train_args), parsed."""
     raw = component.properties.get(key) if component else None
     return json.loads(raw) if raw else {}
@@ -146,9 +151,7 @@ def _code_params() -> dict[str, str]:
 
     from mlflow.utils.git_utils import get_git_commit
 
-    from pipeline.config import PROJECT_ROOT
-
-    params = {}
+    params: dict[str, str] = {}
     try:
         params["code.package_version"] = metadata.version("tfx-production-pipeline")
     except metadata.PackageNotFoundError:
@@ -159,7 +162,7 @@ def _code_params() -> dict[str, str]:
     return params
 
 
-def run_params(cfg: PipelineConfig, run: Any, span: int | None) -> dict[str, str]:
+def run_params(cfg: PipelineConfig, run: RunInfo, span: int | None) -> dict[str, str]:
     """Params: the config, the hyperparameters and data the run recorded in MLMD, the code version."""
     params = dict(_flatten("config", cfg))
     trainer = run.component("Trainer")
@@ -182,7 +185,7 @@ def run_params(cfg: PipelineConfig, run: Any, span: int | None) -> dict[str, str
     return params
 
 
-def run_tags(cfg: PipelineConfig, run: Any, summary: Any) -> dict[str, str]:
+def run_tags(cfg: PipelineConfig, run: RunInfo, summary: RunSummary | None) -> dict[str, str]:
     """Tags: the MLMD run id, status, verdict, every failed threshold, what was pushed."""
     ev = summary.evaluation if summary else None
     tags = {
@@ -289,7 +292,7 @@ def _mlflow_errors(uri: str) -> Iterator[None]:
 def _log(
     client: Any,
     experiment_id: str,
-    run: Any,
+    run: RunInfo,
     params: dict[str, str],
     metrics: dict[str, float],
     tags: dict[str, str],

@@ -241,7 +241,10 @@ def test_the_automatic_export_never_raises(trained_run, fixture_data_dir, tmp_pa
 
 
 def test_a_refused_model_is_logged_with_its_baseline_and_every_failed_threshold(trained_run, fixture_data_dir, tmp_path):
-    """A real second run, exported by `tfxp run` itself: three steps at a tiny rate, refused by the gates."""
+    """A real second run, exported by `tfxp run` itself: four steps at a tiny rate, refused by the gates.
+
+    Four, not the three of tests/e2e/test_local_run.py: that test asserts its Trainer runs, not cached.
+    """
     import tensorflow_model_analysis as tfma
 
     from pipeline.run import run_local
@@ -251,7 +254,7 @@ def test_a_refused_model_is_logged_with_its_baseline_and_every_failed_threshold(
     cfg = fast_config(
         fixture_data_dir,
         Path(trained_run.cfg.output_dir),
-        **{"training.train_steps": 3, "training.learning_rate": 1e-5, "tracking.mlflow_uri": uri},
+        **{"training.train_steps": 4, "training.learning_rate": 1e-5, "tracking.mlflow_uri": uri},
     )
     summary = run_local(cfg)
     assert summary.ok and summary.exit_code == 3, summary.error
