@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pydantic import BaseModel
+
 from pipeline.config import PROJECT_ROOT, PipelineConfig
 
 if TYPE_CHECKING:
@@ -128,7 +130,7 @@ def _flatten(prefix: str, value: Any) -> Iterator[tuple[str, str]]:
     """A config as ``section.field`` params; mappings one entry each, the feature spec as its JSON."""
     if hasattr(value, "to_json"):  # the FeatureSpec
         yield prefix, value.to_json()
-    elif hasattr(value, "model_fields"):  # a pydantic config section
+    elif isinstance(value, BaseModel):  # a config section
         for field in type(value).model_fields:
             yield from _flatten(f"{prefix}.{field}", getattr(value, field))
     elif isinstance(value, Mapping) and value:
