@@ -114,18 +114,11 @@ def runs_export(
     output: Optional[Path] = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
 ) -> None:
     """Log a recorded run to MLflow: params, TFMA metrics per slice, verdict tags, the report. Again: updates it."""
-    import contextlib
-    import logging
-
     from pipeline.cli import _quiet_environment
-    from tracking.export import TrackingError, export_run
+    from tracking.export import TrackingError, export_run, quiet_logs
 
     _quiet_environment()
-    with contextlib.suppress(ImportError):  # export_run says so if MLflow is missing
-        import mlflow  # noqa: F401 - configures its loggers on import; quieted below
-    # Table creation, migrations and connection retries: the one line below says what matters.
-    for name in ("mlflow", "alembic", "urllib3"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    quiet_logs()
     cfg = _cfg(profile, output)
     try:
         done = export_run(cfg, run, uri or None)

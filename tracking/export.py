@@ -51,6 +51,16 @@ _MAX_METRICS = 1000  # metrics per log_batch (MAX_METRICS_PER_BATCH)
 _HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
 
 
+def quiet_logs() -> None:
+    """Keep MLflow's table creation, migrations and connection retries off a terminal: the command says what matters."""
+    try:
+        import mlflow  # noqa: F401 - configures its loggers on import, so first
+    except ImportError:
+        return  # export_run says so
+    for name in ("mlflow", "alembic", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 class TrackingError(RuntimeError):
     """The export failed; the message is one line saying why."""
 

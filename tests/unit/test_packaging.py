@@ -17,12 +17,12 @@ import setuptools  # noqa: F401  (first, so distutils below is setuptools' own)
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ("pipeline", "models", "runners", "serving", "review", "validation", "monitoring")
+PACKAGES = ("pipeline", "models", "runners", "serving", "review", "validation", "monitoring", "tracking")
 OURS = {*PACKAGES, "tests", "bench", "__future__"}
 # The build backend (pyproject.toml [build-system]; the Makefile pins it), not a dependency.
 BUILD_TOOLS = {"setuptools"}
 # Code that only runs with an extra installed: package (or module) -> extra.
-EXTRA_OF = {"serving": "serving"}
+EXTRA_OF = {"serving": "serving", "tracking": "mlflow"}
 
 
 @cache
