@@ -5,7 +5,8 @@ tested versions are pinned in requirements.lock (installed by `make`). Extras:
 
 - ``serving``: ``tfxp serve`` / ``tfxp predict`` (the TF Serving-compatible server and client);
 - ``notebook``: ``make notebook`` (the classic notebook UI where TFMA's widgets draw);
-- ``dev``: both, plus what the tests use.
+- ``mlflow``: MLflow tracking (``tracking.mlflow_uri``, ``tfxp runs export``);
+- ``dev``: all three, plus what the tests use.
 
 tests/unit/test_packaging.py checks that each import in the code has its
 distribution declared here, and that the lock satisfies every range.
@@ -21,6 +22,8 @@ SERVING = [
     "psutil>=5.9,<8",
 ]
 NOTEBOOK = ["nbclassic>=1.1,<2"]
+# The MLflow client and what its SQLite store needs (SQLAlchemy, alembic).
+MLFLOW = ["mlflow-skinny>=3.17,<4", "SQLAlchemy>=2,<3", "alembic>=1.13,<2"]
 DEV = [
     "pytest>=8,<10",
     "nbclient>=0.10,<1",
@@ -58,6 +61,8 @@ setup(
             "review.*",
             "validation",
             "validation.*",
+            "tracking",
+            "tracking.*",
         ]
     ),
     package_data={"pipeline": ["profiles/*.yaml"], "models": ["features.yaml"], "review": ["nbextension/*/*.js"]},
@@ -100,6 +105,11 @@ setup(
         "click>=8,<9",
         "rich>=13,<16",
     ],
-    extras_require={"serving": SERVING, "notebook": NOTEBOOK, "dev": SERVING + NOTEBOOK + DEV},
+    extras_require={
+        "serving": SERVING,
+        "notebook": NOTEBOOK,
+        "mlflow": MLFLOW,
+        "dev": SERVING + NOTEBOOK + MLFLOW + DEV,
+    },
     entry_points={"console_scripts": ["tfxp=pipeline.cli:main"]},
 )

@@ -193,6 +193,8 @@ def print_summary(summary: RunSummary, cfg: PipelineConfig, profile: str = "loca
         print_evaluation(summary.evaluation, cfg, profile, summary.rule_feature)
     if summary.push_note:
         console.print(f"Push: {escape(summary.push_note)}")
+    if summary.tracking_note:
+        console.print(f"Tracking: {escape(summary.tracking_note)}")
     if summary.log_file:
         console.print(f"Log: {summary.log_file}")
     code = summary.exit_code

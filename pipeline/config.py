@@ -412,6 +412,16 @@ class MonitoringConfig(Frozen):
         return self
 
 
+class TrackingConfig(Frozen):
+    """Experiment tracking: where each run is logged besides ML Metadata."""
+
+    # An MLflow tracking URI (sqlite:///ABS/PATH/mlflow.db, http://HOST:5000...);
+    # empty logs nothing. A failed export never fails the run.
+    mlflow_uri: str = ""
+    # The MLflow experiment; empty uses the pipeline's name.
+    experiment: str = ""
+
+
 class VertexConfig(Frozen):
     """Vertex AI Pipelines: where and as whom the compiled pipeline runs."""
 
@@ -525,6 +535,7 @@ class PipelineConfig(Frozen):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     vertex: VertexConfig = Field(default_factory=VertexConfig)
     kubeflow: KubeflowConfig = Field(default_factory=KubeflowConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
 
     @model_validator(mode="after")
     def _check(self) -> Self:

@@ -83,6 +83,7 @@ class RunSummary:
     pushed_path: str | None = None
     push_note: str = ""
     nodes: dict[str, NodeResult] = dataclasses.field(default_factory=dict)
+    tracking_note: str = ""  # the MLflow export's one line (tracking.mlflow_uri), if any
 
     refused: bool = False  # the data or config was refused, not a crash
 
@@ -271,8 +272,9 @@ def run_local(
 
     from pipeline.data_check import CSV_PATTERN, DataError, check_csv_dir, check_spec_schema, span_input
     from pipeline.pipeline import create_pipeline
+    from tracking.export import track_run
 
-    started = time.monotonic()
+    started, started_at = time.monotonic(), time.time()
     try:
         pattern = CSV_PATTERN
         if cfg.data.span_pattern:
@@ -315,6 +317,8 @@ def run_local(
             refused=refused,
         )
         _fill_results(summary, cfg)
+        # Last, once the push is done: a failed export only adds a line to the summary.
+        summary.tracking_note = track_run(cfg, started_at)
     return summary
 
 

@@ -103,6 +103,38 @@ def runs_show(
         _print_lineage(lineage, 1)
 
 
+@app.command("export")
+def runs_export(
+    run: str = typer.Argument("latest", help="A run id from `tfxp runs list`, or 'latest'."),
+    uri: str = typer.Option(
+        "", "--mlflow", help="MLflow tracking URI, e.g. sqlite:////abs/path/mlflow.db (default: tracking.mlflow_uri)."
+    ),
+    profile: str = typer.Option("local", "--profile", help="Config profile: pipeline/profiles/<name>.yaml."),
+    output: Path | None = typer.Option(None, "--output", help="Output directory (default: the profile's)."),
+) -> None:
+    """Log a recorded run to MLflow: params, TFMA metrics per slice, verdict tags, the report. Again: updates it."""
+    from pipeline.cli import _quiet_environment
+    from tracking.export import TrackingError, export_run, quiet_logs
+
+    _quiet_environment()
+    quiet_logs()
+    cfg = _cfg(profile, output)
+    try:
+        done = export_run(cfg, run, uri or None)
+    except (RunNotFound, TrackingError) as exc:
+        _fail(f"MLflow export failed: {exc}")
+    verb = "Logged" if done.created else "Updated"
+    console.print(
+        f"{verb} MLflow run {done.mlflow_run_id} (experiment {escape(done.experiment)}, {escape(done.uri)})"
+        f" from run {done.mlmd_run_id}: {done.metrics} metrics"
+    )
+    if done.kept_params:
+        console.print(
+            f"Kept the values an earlier export recorded for {len(done.kept_params)} params (MLflow params cannot"
+            f" change): {escape(', '.join(done.kept_params))}"
+        )
+
+
 def _print_lineage(node: LineageNode, depth: int) -> None:
     details = ", ".join(f"{k}={v}" for k, v in node.details.items())
     console.print(

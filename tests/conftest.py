@@ -93,12 +93,29 @@ def fast_config(data_dir: Path, output_dir: Path, **overrides: object):
     )
 
 
+def closed_port() -> int:
+    """A loopback port nothing listens on (just bound and released)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="session")
 def trained_run(fixture_data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
-    """One real LocalDagRunner run of the whole pipeline on the fixture data."""
+    """One real LocalDagRunner run of the whole pipeline on the fixture data.
+
+    Its MLflow tracking server is unreachable: the run must succeed and push
+    all the same (tests/tracking checks the one line it prints instead).
+    """
     from pipeline.run import run_local
 
-    cfg = fast_config(fixture_data_dir, tmp_path_factory.mktemp("trained_run"))
+    cfg = fast_config(
+        fixture_data_dir,
+        tmp_path_factory.mktemp("trained_run"),
+        **{"tracking.mlflow_uri": f"http://127.0.0.1:{closed_port()}"},
+    )
     # The system temp dir as a process started with TMPDIR set sees it: an empty one of our own.
     system_temp = tmp_path_factory.mktemp("system_temp")
     with pytest.MonkeyPatch.context() as patch:

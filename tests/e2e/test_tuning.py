@@ -7,6 +7,8 @@ like any component's, and a changed search bound runs it again.
 
 from __future__ import annotations
 
+import json
+
 import keras_tuner
 import pytest
 import tensorflow as tf
@@ -56,6 +58,21 @@ def test_the_trainer_trains_the_best_trial_and_the_model_is_gated_and_pushed(tun
     assert summary.evaluation.blessed, summary.evaluation.failures
     assert summary.evaluation.overall.metrics["auc"] >= cfg.eval.floors["auc"]
     assert summary.pushed_path.startswith(cfg.model_base_path)
+
+
+def test_mlflow_records_the_best_trials_hyperparameters(tuned_run, tmp_path):
+    """The params of a tuned run are what the Trainer trained with, not the configured defaults."""
+    import mlflow
+
+    from tracking.export import export_run
+
+    cfg, summary = tuned_run
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    export_run(cfg, "latest", uri)
+    mlflow.set_tracking_uri(uri)
+    [row] = mlflow.search_runs(experiment_names=[cfg.name]).to_dict("records")
+    assert float(row["params.hparams.learning_rate"]) == summary.hparams["learning_rate"] != cfg.training.learning_rate
+    assert row["params.hparams.hidden_units"] == json.dumps(summary.hparams["hidden_units"])
 
 
 def test_a_second_run_takes_the_tuners_result_from_the_cache(tuned_run):

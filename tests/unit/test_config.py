@@ -36,6 +36,14 @@ def test_overrides_win_over_the_profile(tmp_path):
     assert cfg.model_base_path == f"{tmp_path}/serving_model/taxi"
 
 
+def test_tracking_is_off_by_default_and_set_by_the_profile_or_an_override():
+    assert (load_config("local").tracking.mlflow_uri, load_config("local").tracking.experiment) == ("", "")
+    cfg = load_config("local", {"tracking.mlflow_uri": "sqlite:////tmp/mlflow.db", "tracking.experiment": "taxi"})
+    assert (cfg.tracking.mlflow_uri, cfg.tracking.experiment) == ("sqlite:////tmp/mlflow.db", "taxi")
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['tracking.uri'\]"):
+        load_config("local", {"tracking.uri": "x"})
+
+
 def test_beam_args_follow_the_config():
     cfg = load_config("local", {"beam.direct_running_mode": "multi_processing", "beam.direct_num_workers": 2})
     assert cfg.beam_pipeline_args() == ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import REPO_ROOT
 
-PACKAGES = ("pipeline", "models", "runners", "serving", "review", "validation", "monitoring")
+PACKAGES = ("pipeline", "models", "runners", "serving", "review", "validation", "monitoring", "tracking")
 OURS = {*PACKAGES, "tests", "bench", "__future__"}
 # The build backend (pyproject.toml [build-system]; the Makefile pins it), not a dependency.
 BUILD_TOOLS = {"setuptools"}
@@ -25,7 +25,7 @@ BUILD_TOOLS = {"setuptools"}
 # tensorflow-io adds s3:// and hdfs:// to tf.io.gfile for `tfxp serve`.
 OPTIONAL = {"tensorflow_io"}
 # Code that only runs with an extra installed: package (or module) -> extra.
-EXTRA_OF = {"serving": "serving"}
+EXTRA_OF = {"serving": "serving", "tracking": "mlflow"}
 
 
 @cache

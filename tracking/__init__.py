@@ -1,0 +1,1 @@
+"""Experiment tracking: runs recorded in ML Metadata, exported to MLflow."""
