@@ -47,6 +47,7 @@ $(STAMP): requirements.lock setup.py pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tfxp run
 	$(BIN)/tfxp report --out outputs/report.html
+	$(BIN)/tfxp runs export latest --mlflow sqlite:///$(CURDIR)/outputs/mlflow.db
 	$(BIN)/python -m serving.demo
 
 # Data over time: data/data.csv cut into yearly spans; span 1 (2013), then span 2
