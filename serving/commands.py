@@ -8,10 +8,13 @@ when they ask for nothing; otherwise ``serve`` stops at start-up and says so.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import logging
+import os
 import signal
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ from serving.config import (
     ModelSpec,
     RequestLogOptions,
     ServerOptions,
+    VertexRoutes,
     load_model_config_file,
     load_monitoring_config_file,
     parse_batching_parameters,
@@ -118,6 +122,33 @@ def build_options(
     )
 
 
+def vertex_options(env: Mapping[str, str], **flags: Any) -> ServerOptions:
+    """ServerOptions for Vertex AI's custom-container contract, from its ``AIP_*`` environment variables.
+
+    REST only, on ``$AIP_HTTP_PORT`` (default 8080); the model from ``$AIP_STORAGE_URI``
+    (a SavedModel at its root is version 1; numeric version directories work too);
+    predictions at ``$AIP_PREDICT_ROUTE`` and health at ``$AIP_HEALTH_ROUTE``, besides
+    TF Serving's routes. Any other ``build_options`` flag applies as usual.
+    """
+    storage = env.get("AIP_STORAGE_URI", "")
+    if not storage:
+        raise ValueError(
+            "--vertex: AIP_STORAGE_URI is not set; Vertex AI sets it to the model's directory, "
+            "to run locally set it to a SavedModel directory"
+        )
+    for flag in ("model_base_path", "model_config_file", "grpc_socket_path"):
+        if flags.get(flag):
+            raise ValueError(f"--{flag} does not apply with --vertex (the model is $AIP_STORAGE_URI); drop it")
+    http_port = env.get("AIP_HTTP_PORT", "8080")
+    if not (http_port.isascii() and http_port.isdigit() and 0 < int(http_port) <= 65535):
+        raise ValueError(f"AIP_HTTP_PORT={http_port!r} is invalid: use a TCP port, 1 to 65535")
+    name = flags.pop("model_name", "") or "model"
+    options = build_options(model_name=name, model_base_path=storage, rest_api_port=int(http_port), **flags)
+    routes = VertexRoutes(name, env.get("AIP_PREDICT_ROUTE", ""), env.get("AIP_HEALTH_ROUTE", ""))
+    models = tuple(dataclasses.replace(m, root_as_version_1=True) for m in options.models)
+    return dataclasses.replace(options, models=models, port=None, vertex=routes)
+
+
 # Why each is out of scope; the README's serving section says the same.
 _NO_TFLITE = (
     "TensorFlow Lite models are out of scope for tfxp serve: it serves the SavedModel the Pusher "
@@ -203,7 +234,6 @@ def predict(
 
 
 def _setup_logging(verbose: bool = False) -> None:
-    import os
     import warnings
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -250,7 +280,9 @@ def register(app: typer.Typer) -> None:
         model_config_file_poll_wait_seconds: float = typer.Option(
             0.0, "--model_config_file_poll_wait_seconds", help="Re-read the config file this often (0: once)."
         ),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind; 0.0.0.0 exposes the server."),
+        host: str = typer.Option(
+            "", "--host", help="Address to bind (default 127.0.0.1; 0.0.0.0 with --vertex); 0.0.0.0 exposes it."
+        ),
         port: int = typer.Option(8500, "--port", help="gRPC port (0 picks a free one)."),
         rest_api_port: int = typer.Option(
             8501, "--rest_api_port", help="REST port (0 disables REST, as in TF Serving)."
@@ -327,13 +359,23 @@ def register(app: typer.Typer) -> None:
         enable_profiler: str = typer.Option(
             "", "--enable_profiler", metavar="true|false", help="Out of scope: true stops start-up."
         ),
+        vertex: bool = typer.Option(
+            False,
+            "--vertex",
+            help="Vertex AI's custom-container contract: port, routes and model from the AIP_* environment "
+            "variables; REST only. --port and --rest_api_port do not apply.",
+        ),
         verbose: bool = typer.Option(False, "--verbose", help="Debug logging."),
     ) -> None:
         """Serve pushed models over TF Serving's REST and gRPC APIs (like tensorflow_model_server)."""
-        flags = {k: v for k, v in locals().items() if k != "verbose"}  # the parameters mirror build_options
+        # The parameters mirror build_options; --vertex takes the ports from the environment.
+        flags = {k: v for k, v in locals().items() if k not in ("verbose", "vertex", "host", "port", "rest_api_port")}
         _setup_logging(verbose)
         try:
-            options = build_options(**flags)
+            if vertex:
+                options = vertex_options(os.environ, host=host or "0.0.0.0", **flags)
+            else:
+                options = build_options(host=host or "127.0.0.1", port=port, rest_api_port=rest_api_port, **flags)
             serve(options)
         except (ValueError, OSError) as exc:
             typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)

@@ -77,6 +77,9 @@ class ModelSpec:
     base_path: str
     policy: VersionPolicy = dataclasses.field(default_factory=VersionPolicy)
     labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # Vertex AI's layout (AIP_STORAGE_URI): a SavedModel at base_path itself, served as version 1
+    # when base_path has no numeric version directories. TF Serving has no such layout.
+    root_as_version_1: bool = False
 
     def __post_init__(self) -> None:
         if not _MODEL_NAME.fullmatch(self.name or ""):
@@ -133,6 +136,24 @@ class RequestLogOptions:
 
 
 @dataclasses.dataclass(frozen=True)
+class VertexRoutes:
+    """Vertex AI's custom-container routes ($AIP_PREDICT_ROUTE, $AIP_HEALTH_ROUTE) for one model.
+
+    An empty route is not served; TF Serving's own routes are served either way.
+    """
+
+    model: str
+    predict: str = ""
+    health: str = ""
+
+    def __post_init__(self) -> None:
+        for field in ("predict", "health"):
+            route = getattr(self, field)
+            if route and not route.startswith("/"):
+                _fail(f"AIP_{field.upper()}_ROUTE", route, "use an absolute URL path, e.g. /predict")
+
+
+@dataclasses.dataclass(frozen=True)
 class ServerOptions:
     """Everything ``tfxp serve`` is configured with. Flag names follow TF Serving's."""
 
@@ -140,7 +161,7 @@ class ServerOptions:
     model_config_file: str = ""  # if set, models come from (and are reloaded from) it
     model_config_file_poll_wait_seconds: float = 0.0  # 0: read the config file once
     host: str = "127.0.0.1"
-    port: int = 8500  # gRPC; 0 picks a free port
+    port: int | None = 8500  # gRPC; 0 picks a free port, None disables gRPC
     rest_api_port: int | None = 8501  # None disables REST; 0 picks a free port
     file_system_poll_wait_seconds: float = 1.0
     rest_api_timeout_in_ms: int = 30_000
@@ -158,6 +179,8 @@ class ServerOptions:
     grpc_channel_arguments: tuple[ChannelArgument, ...] = ()
     # Where REST serves Prometheus metrics; None: nowhere (a MonitoringConfig with enable: false).
     prometheus_path: str | None = PROMETHEUS_PATH
+    # Vertex AI's predict and health routes, served over REST besides TF Serving's (tfxp serve --vertex).
+    vertex: VertexRoutes | None = None
 
     def __post_init__(self) -> None:
         if not self.models and not self.model_config_file:
@@ -165,10 +188,8 @@ class ServerOptions:
         names = [m.name for m in self.models]
         if len(names) != len(set(names)):
             _fail("models", names, "model names must be unique")
-        for field in ("port",):
-            value = getattr(self, field)
-            if not 0 <= value <= 65535:
-                _fail(field, value, "use a TCP port (0 picks a free one)")
+        if self.port is not None and not 0 <= self.port <= 65535:
+            _fail("port", self.port, "use a TCP port (0 picks a free one)")
         if self.rest_api_port is not None and not 0 <= self.rest_api_port <= 65535:
             _fail("rest_api_port", self.rest_api_port, "use a TCP port (0 picks a free one)")
         if self.file_system_poll_wait_seconds <= 0:

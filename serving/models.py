@@ -150,6 +150,8 @@ class ModelManager:
                 for n in names
                 if n.isascii() and n.isdigit() and tf.io.gfile.isdir(os.path.join(base, n))
             }
+            if not found and model.spec.root_as_version_1 and "saved_model.pb" in names:
+                found = {1: base}  # Vertex AI's layout: the SavedModel itself, no version directories
         except tf.errors.OpError as exc:
             if not model.missing_base_path_logged:
                 logger.warning(

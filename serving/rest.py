@@ -7,6 +7,8 @@ model name is URL-decoded only after matching and is never a filesystem path):
 - ``GET  /v1/models/{name}[/versions/{N}|/labels/{L}][/metadata]``
 - ``GET  /monitoring/prometheus/metrics``, or the ``prometheus_config`` path of
   ``--monitoring_config_file`` (none if it does not enable Prometheus)
+- with ``tfxp serve --vertex``, Vertex AI's ``$AIP_PREDICT_ROUTE`` (POST: the model's
+  ``:predict``) and ``$AIP_HEALTH_ROUTE`` (GET: 200 once a version is AVAILABLE, else 503)
 
 Errors are ``{"error": "..."}`` with TF Serving's status codes; a body above
 ``max_request_bytes`` (before or after gzip decoding) is refused with 413.
@@ -62,9 +64,15 @@ VERSION_HEADER = "X-Model-Version"  # extra to TF Serving: which version answere
 def create_app(core: ServingCore) -> Starlette:
     api = _RestApi(core)
     metrics_path = core.options.prometheus_path
+    vertex = core.options.vertex
 
     async def dispatch(request: Request) -> Response:
         path = request.scope["path"]
+        if vertex is not None:  # checked first: Vertex AI's default routes start with /v1/ too
+            if path == vertex.predict and request.method == "POST":
+                return await api.v1(request, route=(vertex.model, None, None, "predict"))
+            if path == vertex.health and request.method == "GET":
+                return api.health(vertex.model)
         if path[:4].lower() == "/v1/" or path.lower() == "/v1":
             return await api.v1(request)
         if path == metrics_path and request.method == "GET":
@@ -88,7 +96,17 @@ class _RestApi:
     def prometheus(self) -> Response:
         return Response(self.core.metrics.render(), media_type=CONTENT_TYPE)
 
-    async def v1(self, request: Request) -> Response:
+    def health(self, name: str) -> Response:
+        """Vertex AI's health check: 200 with the model's status once a version is AVAILABLE, else 503."""
+        try:
+            self.core.resolve(name, None, None)
+            _, body = self._describe("status", name, None, None)
+        except ServingError as exc:
+            return _error(503, exc.message)
+        return Response(body, media_type=_JSON)
+
+    async def v1(self, request: Request, route: tuple[str, None, None, str] | None = None) -> Response:
+        """A TF Serving /v1/ request; ``route`` gives the match groups of a fixed route instead."""
         started = time.perf_counter()
         raw = request.scope.get("raw_path") or request.scope["path"].encode()
         path = raw.decode("latin-1").split("?", 1)[0]
@@ -100,14 +118,18 @@ class _RestApi:
         api, model, version = "unknown", "", None
         status = Code.CANCELLED.name  # until the request completes one way or another
         try:
-            match = None
-            if method == "POST":
-                match = _PREDICT.fullmatch(path)
-            elif method == "GET":
-                match = _STATUS.fullmatch(path)
-            if match is None:
-                raise invalid(f"Malformed request: {method} {path}")
-            name, version_text, label, verb = match.groups()
+            if route is not None:
+                groups: tuple[str | None, ...] = route
+            else:
+                match = None
+                if method == "POST":
+                    match = _PREDICT.fullmatch(path)
+                elif method == "GET":
+                    match = _STATUS.fullmatch(path)
+                if match is None:
+                    raise invalid(f"Malformed request: {method} {path}")
+                groups = match.groups()
+            name, version_text, label, verb = groups
             name = unquote(name or "")
             label = unquote(label) if label else None
             model = self.core.metric_model_name(name)

@@ -30,7 +30,7 @@ _STARTUP_TIMEOUT_S = 30
 class ServerHandle:
     options: ServerOptions
     host: str
-    grpc_port: int
+    grpc_port: int | None
     rest_port: int | None
     core: Any  # serving.service.ServingCore
     _grpc: Any
@@ -51,6 +51,8 @@ class ServerHandle:
 
     @property
     def grpc_target(self) -> str:
+        if self.grpc_port is None:
+            raise RuntimeError("gRPC is disabled on this server (port=None)")
         return f"{_url_host(self.host)}:{self.grpc_port}"
 
     @property
@@ -124,9 +126,11 @@ def start_server(options: ServerOptions) -> ServerHandle:
     threads: list[threading.Thread] = []
     stop_watch = threading.Event()
     try:
-        grpc_server, grpc_port = create_grpc_server(core, options.host, options.port)
-        grpc_server.start()
-        rest_port = None
+        grpc_port: int | None = None
+        rest_port: int | None = None
+        if options.port is not None:
+            grpc_server, grpc_port = create_grpc_server(core, options.host, options.port)
+            grpc_server.start()
         if options.rest_api_port is not None:
             uvicorn_server, rest_port, thread = _start_rest(core, options.host, options.rest_api_port)
             threads.append(thread)
@@ -144,13 +148,13 @@ def start_server(options: ServerOptions) -> ServerHandle:
     handle = ServerHandle(
         options, options.host, grpc_port, rest_port, core, grpc_server, uvicorn_server, threads, stop_watch
     )
-    logger.info(
-        "serving %s: gRPC on %s%s%s",
-        ", ".join(manager.model_names()),
-        handle.grpc_target,
-        f" and {handle.grpc_socket_target}" if options.grpc_socket_path else "",
-        f", REST on {handle.rest_url}" if rest_port is not None else "",
-    )
+    where = []
+    if grpc_port is not None:
+        socket_target = f" and {handle.grpc_socket_target}" if options.grpc_socket_path else ""
+        where.append(f"gRPC on {handle.grpc_target}{socket_target}")
+    if rest_port is not None:
+        where.append(f"REST on {handle.rest_url}")
+    logger.info("serving %s: %s", ", ".join(manager.model_names()), ", ".join(where))
     if rest_port is not None and options.prometheus_path is not None:
         logger.info("Prometheus metrics at %s%s", handle.rest_url, options.prometheus_path)
     return handle
