@@ -137,7 +137,7 @@ def vertex_options(env: Mapping[str, str], **flags: Any) -> ServerOptions:
             "to run locally set it to a SavedModel directory"
         )
     for flag in ("model_base_path", "model_config_file", "grpc_socket_path"):
-        if flags.get(flag):
+        if flags.pop(flag, ""):
             raise ValueError(f"--{flag} does not apply with --vertex (the model is $AIP_STORAGE_URI); drop it")
     http_port = env.get("AIP_HTTP_PORT", "8080")
     if not (http_port.isascii() and http_port.isdigit() and 0 < int(http_port) <= 65535):
