@@ -54,8 +54,9 @@ def check_serving_image(endpoint_name: str, image_uri: str, tf_version: str) -> 
     advice = (
         f"use {prebuilt[trained]}" if trained in prebuilt
         else f"Vertex AI has no prebuilt TensorFlow {trained} prediction image (aiplatform lists up to "
-        f"{max(prebuilt, key=lambda v: tuple(map(int, v.split('.'))))}): push a serving image for TensorFlow "
-        f"{trained} and set its URI (README, Vertex AI Endpoint)"
+        f"{max(prebuilt, key=lambda v: tuple(map(int, v.split('.'))))}): build serving/Dockerfile.vertex "
+        f"(the pipeline image, TensorFlow {trained}, running `tfxp serve --vertex`), push it and set its URI "
+        "(README, Vertex AI Endpoint)"
     )
     if not image_uri:
         raise ValueError(

@@ -322,14 +322,18 @@ def test_bad_submissions_fail_clearly_before_sending(compiled, offline_google, a
         ({"vertex.image_uri": "us-central1-docker.pkg.dev/p/tfx/taxi-pipeline:latest"}, "moving tag :latest"),
         ({"vertex.project": ""}, "vertex.project is missing"),
         ({"vertex.region": ""}, "vertex.region is missing"),
-        ({"vertex.endpoint_name": "taxi-endpoint"}, "vertex.serving_image_uri is missing"),
+        (
+            {"vertex.endpoint_name": "taxi-endpoint"},
+            r"vertex.serving_image_uri is missing .*: .* build serving/Dockerfile\.vertex",
+        ),
         (
             {
                 "vertex.endpoint_name": "taxi-endpoint",
                 "vertex.serving_image_uri": "us-docker.pkg.dev/vertex-ai/prediction/tf2-cpu.2-15:latest",
             },
             r"serves TensorFlow 2\.15, but the model is trained with TensorFlow 2\.16\.\d+: "
-            r"Vertex AI has no prebuilt TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\)",
+            r"Vertex AI has no prebuilt TensorFlow 2\.16 prediction image \(aiplatform lists up to 2\.15\): "
+            r"build serving/Dockerfile\.vertex \(the pipeline image, TensorFlow 2\.16, running `tfxp serve --vertex`\)",
         ),
         (
             {
