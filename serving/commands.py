@@ -363,7 +363,7 @@ def register(app: typer.Typer) -> None:
             False,
             "--vertex",
             help="Vertex AI's custom-container contract: port, routes and model from the AIP_* environment "
-            "variables; REST only. --port and --rest_api_port do not apply.",
+            "variables; REST only. --port and --rest_api_port are ignored.",
         ),
         verbose: bool = typer.Option(False, "--verbose", help="Debug logging."),
     ) -> None:
