@@ -106,7 +106,7 @@ def test_cli_serve_flags_and_errors() -> None:
     for flag in flags:
         assert flag in help_text
     missing = CliRunner().invoke(cli(), ["serve", "--model_name", "taxi"])
-    assert missing.exit_code == 1 and "--model_base_path is required" in missing.output
+    assert missing.exit_code == 2 and "--model_base_path is required" in missing.output
 
 
 def _free_port() -> int:
