@@ -203,32 +203,30 @@ def test_bad_kubeflow_compiles_fail_before_writing(tmp_path, overrides, out, mes
     assert not (tmp_path / out).exists()
 
 
+def _submit(template, *args):
+    """`tfxp submit --target kubeflow --template TEMPLATE ARGS...`"""
+    return CliRunner().invoke(app, ["submit", "--target", "kubeflow", "--template", str(template), *args])
+
+
 def test_submit_uploads_the_spec_and_starts_a_run(compiled, tmp_path, no_kfp_env):
     _, path, _ = compiled
     token = tmp_path / "token"
     token.write_text("sa-token-123\n")
     with FakeKfp() as fake:
-        result = CliRunner().invoke(
-            app,
-            [
-                "submit",
-                "--target",
-                "kubeflow",
-                "--template",
-                str(path),
-                "--host",
-                fake.url,
-                "--experiment",
-                "taxi-nightly",
-                "--namespace",
-                "team-a",
-                "--token-file",
-                str(token),
-                "--parameter",
-                "data_root=s3://mlpipeline/other",
-                "--parameter",
-                'train_args={"num_steps": 50}',
-            ],
+        result = _submit(
+            path,
+            "--host",
+            fake.url,
+            "--experiment",
+            "taxi-nightly",
+            "--namespace",
+            "team-a",
+            "--token-file",
+            str(token),
+            "--parameter",
+            "data_root=s3://mlpipeline/other",
+            "--parameter",
+            'train_args={"num_steps": 50}',
         )
     assert result.exit_code == 0, result.output
     assert (
@@ -256,9 +254,7 @@ def test_submit_with_a_session_cookie_adds_a_version_to_the_existing_pipeline(co
     _, path, _ = compiled
     monkeypatch.setenv("KF_PIPELINES_COOKIE", "authservice_session=abc123")
     with FakeKfp(existing_pipeline="taxi-pipeline") as fake:
-        result = CliRunner().invoke(
-            app, ["submit", "--target", "kubeflow", "--template", str(path), "--host", fake.url]
-        )
+        result = _submit(path, "--host", fake.url)
     assert result.exit_code == 0, result.output
     assert fake.sent("GET", "/healthz")  # no namespace given: kfp asks whether the cluster is multi-user
     assert {r["headers"].get("cookie") for r in fake.requests} == {"authservice_session=abc123"}
@@ -276,24 +272,17 @@ def test_dry_run_prints_the_request_and_sends_nothing(compiled, tmp_path, no_kfp
     _, path, _ = compiled
     token = tmp_path / "token"
     token.write_text("secret-token")
-    result = CliRunner().invoke(
-        app,
-        [
-            "submit",
-            "--target",
-            "kubeflow",
-            "--template",
-            str(path),
-            "--host",
-            "http://127.0.0.1:9",
-            "--namespace",
-            "team-a",
-            "--token-file",
-            str(token),
-            "--parameter",
-            "data_root=gs://b/d",
-            "--dry-run",
-        ],
+    result = _submit(
+        path,
+        "--host",
+        "http://127.0.0.1:9",
+        "--namespace",
+        "team-a",
+        "--token-file",
+        str(token),
+        "--parameter",
+        "data_root=gs://b/d",
+        "--dry-run",
     )
     assert result.exit_code == 0, result.output
     assert "secret-token" not in result.output
@@ -333,7 +322,7 @@ def _closed_port() -> int:
 def test_bad_submissions_fail_in_one_line(compiled, no_kfp_env, args, message):
     _, path, _ = compiled
     args = [f"http://127.0.0.1:{_closed_port()}" if a == "CLOSED" else a for a in args]
-    result = CliRunner().invoke(app, ["submit", "--target", "kubeflow", "--template", str(path), *args])
+    result = _submit(path, *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
@@ -346,20 +335,13 @@ def test_a_refused_token_says_to_check_it(compiled, tmp_path, no_kfp_env, namesp
     token = tmp_path / "token"
     token.write_text("expired")
     with FakeKfp(token="fresh") as fake:
-        result = CliRunner().invoke(
-            app,
-            [
-                "submit",
-                "--target",
-                "kubeflow",
-                "--template",
-                str(path),
-                "--host",
-                fake.url,
-                "--token-file",
-                str(token),
-                *namespace,
-            ],
+        result = _submit(
+            path,
+            "--host",
+            fake.url,
+            "--token-file",
+            str(token),
+            *namespace,
         )
     # Without a namespace kfp's health check asks first: refused once, not retried.
     assert [r["path"].rsplit("/", 1)[-1] for r in fake.requests] == (["pipelines"] if namespace else ["healthz"])
