@@ -582,20 +582,12 @@ class PipelineConfig(Frozen):
             # Beam args without a dependency flag, TFX builds a 49 MB sdist of itself
             # for every Beam component (1.7 s each) and leaves it in the system temp
             # dir, which an in-process runner never reads (docs/performance.md).
-            return [
-                *(
-                    [f"--direct_running_mode={b.direct_running_mode}"]
-                    if b.direct_running_mode != BEAM_DEFAULT_MODE
-                    else []
-                ),
-                *(
-                    [f"--direct_num_workers={b.direct_num_workers}"]
-                    if b.direct_num_workers != BEAM_DEFAULT_WORKERS
-                    else []
-                ),
-                *image,
-                *b.extra_args,
-            ]
+            args = []
+            if b.direct_running_mode != BEAM_DEFAULT_MODE:
+                args.append(f"--direct_running_mode={b.direct_running_mode}")
+            if b.direct_num_workers != BEAM_DEFAULT_WORKERS:
+                args.append(f"--direct_num_workers={b.direct_num_workers}")
+            return [*args, *image, *b.extra_args]
         if b.runner == "PortableRunner":
             harness = b.environment_config or (self.kubeflow.image_uri if b.environment_type == "DOCKER" else "")
             return [
@@ -699,7 +691,13 @@ def load_config(profile: str = "local", overrides: Mapping[str, Any] | None = No
     Relative paths in a profile are resolved against the project root.
     """
     path = profile_path(profile)
-    raw = yaml.safe_load(path.read_text()) or {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" line {where.line + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or exc
+        raise ValueError(f"{path}{line}: not valid YAML ({problem}); fix the file") from None
     if not isinstance(raw, dict):
         raise ValueError(f"profile {path} must be a YAML mapping of config fields")
     for key, value in (overrides or {}).items():

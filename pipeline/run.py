@@ -132,6 +132,7 @@ class _MlmdProgress(threading.Thread):
         super().__init__(daemon=True)
         self.cfg, self.callback = cfg, callback
         self.previous_run = self._newest_run_id()
+        self.run_id: str | None = None  # this run's, once its first execution is registered
         self.components: dict[str, ComponentProgress] = {}
         self._finished = threading.Event()
 
@@ -157,8 +158,9 @@ class _MlmdProgress(threading.Thread):
 
     def poll(self) -> None:
         try:
-            run_id = self._newest_run_id()
-            nodes = latest_run(self.cfg.metadata_path, self.cfg.name, run_id) if run_id != self.previous_run else {}
+            if self.run_id is None and (newest := self._newest_run_id()) != self.previous_run:
+                self.run_id = newest
+            nodes = latest_run(self.cfg.metadata_path, self.cfg.name, self.run_id) if self.run_id else {}
         except Exception:  # noqa: BLE001 - the database is busy or not yet created: try at the next tick
             logger.debug("progress poll of %s failed", self.cfg.metadata_path, exc_info=True)
             return

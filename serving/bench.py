@@ -267,7 +267,7 @@ def run(base: Path, out: Path, data: Path, seconds: float, soak_seconds: float) 
 def first_request_after_swap(version_dir: Path, body: bytes, repeats: int = 3) -> dict[str, Any]:
     """The first request's latency after each of ``repeats`` swaps to a version pushed without its warm-up
     file, and as many to one pushed with it (the median of each, and every run, in ms)."""
-    from serving.loading import WARMUP_FILE
+    from models.warmup import WARMUP_FILE
 
     if not (version_dir / WARMUP_FILE).is_file():
         raise SystemExit(f"{version_dir} has no {WARMUP_FILE}: re-run the pipeline (tfxp run) to write one")

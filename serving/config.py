@@ -252,21 +252,21 @@ def check_filesystem(path: str, field: str) -> None:
     import tensorflow as tf
 
     scheme = path.split("://", 1)[0]
-    try:
-        tf.io.gfile.exists(path)
-    except tf.errors.UnimplementedError:
-        _load_filesystem_plugins()
+    for attempt in range(2):  # the second after loading tensorflow-io's filesystems, if installed
         try:
             tf.io.gfile.exists(path)
+            return
         except tf.errors.UnimplementedError:
-            _fail(
-                field,
-                path,
-                f"TensorFlow has no filesystem for {scheme}:// (built in: gs://, ram://; s3:// and hdfs:// "
-                "come with `pip install tensorflow-io`); use a local path or a scheme TensorFlow reads",
-            )
-    except tf.errors.OpError:
-        pass  # the scheme is known; the poller reports what is wrong with the path
+            if attempt == 0:
+                _load_filesystem_plugins()
+        except tf.errors.OpError:
+            return  # the scheme is known; the poller reports what is wrong with the path
+    _fail(
+        field,
+        path,
+        f"TensorFlow has no filesystem for {scheme}:// (built in: gs://, ram://; s3:// and hdfs:// "
+        "come with `pip install tensorflow-io`); use a local path or a scheme TensorFlow reads",
+    )
 
 
 def _load_filesystem_plugins() -> None:

@@ -12,6 +12,8 @@ import logging
 import os
 from typing import Any
 
+from models.warmup import MAX_RECORDS as MAX_WARMUP_RECORDS
+from models.warmup import WARMUP_FILE
 from serving import graph_session, object_graph
 from serving.classify_regress import (
     classification_results,
@@ -28,8 +30,6 @@ from serving.servable import Servable, tf_message
 logger = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-MAX_WARMUP_RECORDS = 1000  # TF Serving's limit
 
 
 class LoadError(Exception):

@@ -259,7 +259,6 @@ def export_run(
     seconds) refuses a run older than that: what `tfxp run` exports must be its own.
     """
     from review.report import collect, render
-    from review.runs import show_run
 
     uri = uri or cfg.tracking.mlflow_uri
     if not uri:
@@ -270,7 +269,8 @@ def export_run(
         raise TrackingError(
             f"MLflow is not installed ({exc}): pip install -e '.[mlflow]' or the version in requirements.lock"
         ) from None
-    run, _ = show_run(cfg.metadata_path, cfg.name, run_id)
+    data = collect(cfg, run_id)  # the run, its summary and statistics, read once
+    run = data.run
     if started_after is not None and run.started < started_after - 1:
         raise TrackingError(f"this run recorded nothing in {cfg.metadata_path} (the newest run there is {run.run_id})")
     experiment = cfg.tracking.experiment or cfg.name
@@ -281,7 +281,6 @@ def export_run(
         experiment_id = (
             found.experiment_id if found else client.create_experiment(experiment, _artifact_location(uri, experiment))
         )
-    data = collect(cfg, run.run_id)
     summary = data.summary
     metrics, slice_names = evaluation_metrics(summary.evaluation) if summary and summary.evaluation else ({}, {})
     artifacts = {SLICES_ARTIFACT: json.dumps(slice_names, indent=2, sort_keys=True), REPORT_ARTIFACT: render(data)}

@@ -66,9 +66,14 @@ def publish(model_path: str, base: str) -> tuple[str, int]:
     version = _free_version(base)
     serving_path = os.path.join(base, str(version))
     if "://" in base:  # an object store: no rename, so saved_model.pb goes last
-        for src, dst in copy_order(model_path, serving_path):
-            tf.io.gfile.makedirs(os.path.dirname(dst))
-            tf.io.gfile.copy(src, dst, overwrite=True)
+        try:
+            for src, dst in copy_order(model_path, serving_path):
+                tf.io.gfile.makedirs(os.path.dirname(dst))
+                tf.io.gfile.copy(src, dst, overwrite=True)
+        except Exception:
+            if tf.io.gfile.exists(serving_path):  # no saved_model.pb yet: no server has loaded it
+                tf.io.gfile.rmtree(serving_path)
+            raise
         return serving_path, version
     staging = os.path.join(base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
     try:

@@ -212,3 +212,12 @@ def test_tuning_is_off_by_default_and_on_in_the_tune_profile():
     assert (tune.tuning.enabled, tune.tuning.max_trials, tune.tuning.steps_per_trial) == (True, 8, 300)
     # Otherwise the local profile: same data, outputs, training and gates.
     assert tune.model_copy(update={"tuning": local.tuning}) == local
+
+
+def test_a_profile_that_is_not_yaml_is_one_line_naming_the_file_and_line(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("data: {root: /d}\ntraining: {learning_rate: [0.1\n")
+    with pytest.raises(ValueError) as info:
+        load_config(str(path))
+    assert str(info.value).startswith(f"{path} line 3: not valid YAML (")
+    assert "\n" not in str(info.value)

@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
@@ -82,7 +83,11 @@ def test_first_examples_reads_gzipped_tfrecords_across_files(tmp_path: Path) -> 
     assert first_examples([str(split / "*")], 50) == examples
 
 
-def test_a_single_row_gives_one_request_per_signature_and_the_limit_is_tf_servings() -> None:
+def test_a_single_row_gives_one_request_per_signature_and_the_limit_is_tf_servings(tmp_path) -> None:
     _, examples = csv_examples(1)
-    assert len(warmup_logs(examples, SPEC)) == 2
-    assert MAX_RECORDS == 1000
+    logs = warmup_logs(examples, SPEC)
+    assert len(logs) == 2
+    # TF Serving refuses a version whose warm-up file holds more than 1,000 records: never written.
+    with pytest.raises(ValueError, match="1001 warm-up records: TF Serving refuses more than 1000"):
+        write_warmup_requests(str(tmp_path), [logs[0]] * (MAX_RECORDS + 1))
+    assert not (tmp_path / WARMUP_FILE).exists()
